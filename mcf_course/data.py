@@ -1,0 +1,147 @@
+"""Find and load the course datasets, wherever a notebook happens to run.
+
+Where the data comes from, in order:
+
+1. the folder or URL in the environment variable ``MCF_COURSE_DATA`` (for a JupyterHub
+   without internet access, point it at a copy of ``datasets/``);
+2. a ``datasets/datapackage.json`` in the working directory or any folder above it
+   (a clone of the course, including ``exercises/`` and nbgrader's course folders);
+3. the ``datasets/`` folder beside this package (an editable install from a clone);
+4. the published raw files of the course repository (Colab, or a package installed
+   with pip and no clone).
+
+Every table is checked against its schema as it loads, so a damaged file fails with a
+message that names the file, the row and the field.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import urllib.request
+from functools import cache
+from pathlib import Path
+
+import pandas as pd
+
+from mcf_course.validation import (
+    BOOLEAN_VALUES,
+    DatasetError,
+    check_resource,
+    primary_keys,
+    read_rows,
+)
+
+# The one repository setting for the package. tests/test_config.py checks that it equals
+# `repository.url` in _config.yml, which drives the book's launch buttons.
+REPOSITORY_URL = "https://github.com/mcf-course/strategy-becomes-infrastructure"
+BRANCH = "main"
+DATA_ENV = "MCF_COURSE_DATA"
+DESCRIPTOR = "datapackage.json"
+
+__all__ = ["DatasetError", "data_location", "list_datasets", "load_dataset"]
+
+
+def raw_data_url(repository_url: str = REPOSITORY_URL, branch: str = BRANCH) -> str:
+    """The URL of the published ``datasets/`` folder on GitHub's raw-file server."""
+    owner_repo = repository_url.rstrip("/").removeprefix("https://github.com/")
+    return f"https://raw.githubusercontent.com/{owner_repo}/{branch}/datasets/"
+
+
+def data_location(start: Path | None = None) -> str:
+    """Return the folder (or URL, ending in '/') that holds ``datapackage.json``."""
+    configured = os.environ.get(DATA_ENV)
+    if configured:
+        return configured if "://" in configured else str(Path(configured).resolve())
+    here = (start or Path.cwd()).resolve()
+    for folder in [here, *here.parents]:
+        if (folder / "datasets" / DESCRIPTOR).is_file():
+            return str(folder / "datasets")
+    beside_package = Path(__file__).resolve().parents[1] / "datasets"
+    if (beside_package / DESCRIPTOR).is_file():
+        return str(beside_package)
+    return raw_data_url()
+
+
+@cache
+def _download(url: str) -> str:
+    with urllib.request.urlopen(url, timeout=30) as response:
+        return response.read().decode("utf-8")
+
+
+def _read_text(location: str, relative: str) -> str:
+    if "://" in location:
+        return _download(location.rstrip("/") + "/" + relative)
+    return (Path(location) / relative).read_text(encoding="utf-8")
+
+
+def _descriptor(location: str) -> dict:
+    return json.loads(_read_text(location, DESCRIPTOR))
+
+
+def list_datasets(location: str | None = None) -> list[str]:
+    """Names of the datasets that ``load_dataset`` can load."""
+    return [r["name"] for r in _descriptor(location or data_location())["resources"]]
+
+
+def _resource(descriptor: dict, name: str) -> dict:
+    for resource in descriptor["resources"]:
+        if resource["name"] == name:
+            return resource
+    known = ", ".join(r["name"] for r in descriptor["resources"])
+    raise KeyError(f"No dataset called {name!r}. The course datasets are: {known}")
+
+
+def _typed(frame: pd.DataFrame, fields: list[dict]) -> pd.DataFrame:
+    """Convert raw strings to the types the schema declares; empty cells become missing."""
+    for field in fields:
+        name, kind = field["name"], field.get("type", "string")
+        column = frame[name].str.strip().replace("", pd.NA)
+        if kind == "date":
+            frame[name] = pd.to_datetime(column, format="%Y-%m-%d")
+        elif kind == "boolean":
+            frame[name] = column.map(BOOLEAN_VALUES).astype("boolean")
+        elif kind == "integer":
+            frame[name] = pd.to_numeric(column).astype("Int64")
+        elif kind == "number":
+            frame[name] = pd.to_numeric(column).astype("float64")
+        else:
+            frame[name] = column.astype("str")
+    return frame
+
+
+def load_dataset(name: str, location: str | None = None) -> pd.DataFrame:
+    """Load one course dataset as a DataFrame, checked against its schema.
+
+    Types follow ``datapackage.json``: ``date`` fields become datetimes, ``boolean`` fields
+    True/False, and empty cells missing values (NaN/NaT). Mixed-precision dates such as
+    ``2018-02`` stay text, because turning them into a full date would invent precision.
+
+    >>> timeline = load_dataset("policy_timeline")   # doctest: +SKIP
+    """
+    location = location or data_location()
+    descriptor = _descriptor(location)
+    resource = _resource(descriptor, name)
+    text = _read_text(location, resource["path"])
+    known_keys = {}
+    for foreign in resource["schema"].get("foreignKeys", []):
+        target = _resource(descriptor, foreign["reference"]["resource"])
+        known_keys[target["name"]] = primary_keys(target, _read_text(location, target["path"]))
+    problems = check_resource(resource, text, known_keys)
+    if problems:
+        raise DatasetError(problems)
+    header, rows = read_rows(text)
+    frame = pd.DataFrame(rows, columns=header, dtype="str")
+    return _typed(frame, resource["schema"]["fields"])
+
+
+def validate_all(location: str | None = None) -> list:
+    """Check every dataset in the package (with foreign keys) and return all problems."""
+    location = location or data_location()
+    descriptor = _descriptor(location)
+    texts = {r["name"]: _read_text(location, r["path"]) for r in descriptor["resources"]}
+    keys = {r["name"]: primary_keys(r, texts[r["name"]]) for r in descriptor["resources"]}
+    problems = []
+    for resource in descriptor["resources"]:
+        problems += check_resource(resource, texts[resource["name"]], keys)
+    return problems

@@ -1,0 +1,33 @@
+"""Links from the book to the notebooks, all derived from the one repository setting."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from mcf_course.data import BRANCH, REPOSITORY_URL
+
+ROOT = Path(__file__).resolve().parents[1]
+MODULE_TITLES = {
+    "module1": "Module 1 — Not civil-military integration: what Military-Civil Fusion is",
+}
+
+
+def exercise_links(root: Path = ROOT) -> str:
+    """A Markdown table with, for each module, the student notebook and the worked solution:
+    a download from this site, a view on GitHub and an 'open in Colab' link."""
+    owner_repo = REPOSITORY_URL.removeprefix("https://github.com/")
+    rows = ["| module | student notebook | worked solution |", "|---|---|---|"]
+    for folder in sorted((root / "solutions").iterdir()):
+        if not folder.is_dir():
+            continue
+        cells = []
+        for kind in ("exercises", "solutions"):
+            path = f"{kind}/{folder.name}/{folder.name}.ipynb"
+            cells.append(
+                f"[download](../{path}) · "
+                f"[GitHub]({REPOSITORY_URL}/blob/{BRANCH}/{path}) · "
+                f"[Colab](https://colab.research.google.com/github/{owner_repo}/blob/{BRANCH}/{path})"
+            )
+        title = MODULE_TITLES.get(folder.name, folder.name)
+        rows.append(f"| {title} | {cells[0]} | {cells[1]} |")
+    return "\n".join(rows)

@@ -1,0 +1,167 @@
+"""Check a dataset against its schema in ``datasets/datapackage.json``.
+
+The schema follows the Frictionless Table Schema. This module implements the part of it the
+course uses (types string, date, boolean, integer, number; the constraints required, unique,
+pattern and enum; foreign keys), so that every problem is reported with the file, the row
+and the field, in words a student can act on.
+
+Two course conventions go beyond the standard:
+- a string field whose pattern is ``PARTIAL_DATE_PATTERN`` holds a date of mixed precision
+  (``YYYY``, ``YYYY-MM`` or ``YYYY-MM-DD``), which must also be a real calendar date;
+- where a resource has fields ``X`` and ``X_precision``, the precision must match ``X``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from dataclasses import dataclass
+from datetime import date
+
+PARTIAL_DATE_PATTERN = "[0-9]{4}(-[0-9]{2}(-[0-9]{2})?)?"
+PRECISION_OF_LENGTH = {4: "year", 7: "month", 10: "day"}
+BOOLEAN_VALUES = {"true": True, "false": False}
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with a dataset. ``row`` counts data rows from 1 (0 is the header)."""
+
+    file: str
+    row: int
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        where = "header" if self.row == 0 else f"row {self.row} (line {self.row + 1})"
+        return f"{self.file}, {where}, field '{self.field}': {self.message}"
+
+
+class DatasetError(ValueError):
+    """Raised when a dataset does not match its schema; lists every problem found."""
+
+    def __init__(self, problems: list[Problem]):
+        self.problems = problems
+        shown = "\n  ".join(str(p) for p in problems[:20])
+        more = f"\n  ... and {len(problems) - 20} more" if len(problems) > 20 else ""
+        super().__init__(f"{len(problems)} problem(s) in the course data:\n  {shown}{more}")
+
+
+def read_rows(text: str) -> tuple[list[str], list[dict[str, str]]]:
+    """Parse CSV text into its header and rows of raw strings."""
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    rows = list(reader)
+    return list(reader.fieldnames or []), rows
+
+
+def parse_partial_date(value: str) -> date:
+    """Return the first day a ``YYYY``, ``YYYY-MM`` or ``YYYY-MM-DD`` value can mean.
+
+    Raises ValueError for anything else, including impossible dates such as 2017-02-30.
+    """
+    if not re.fullmatch(PARTIAL_DATE_PATTERN, value):
+        raise ValueError(f"{value!r} is not YYYY, YYYY-MM or YYYY-MM-DD")
+    parts = [int(p) for p in value.split("-")] + [1, 1]
+    return date(parts[0], parts[1], parts[2])
+
+
+def _check_value(field: dict, value: str) -> str | None:
+    """Return a message if ``value`` (non-empty) breaks the field's type or constraints."""
+    kind = field.get("type", "string")
+    constraints = field.get("constraints", {})
+    if kind == "date":
+        try:
+            date.fromisoformat(value)
+        except ValueError:
+            return f"{value!r} is not a real date in YYYY-MM-DD form"
+        if len(value) != 10:
+            return f"{value!r} is not a real date in YYYY-MM-DD form"
+    elif kind == "boolean":
+        if value not in BOOLEAN_VALUES:
+            return f"{value!r} is not a boolean; use true or false"
+    elif kind == "integer":
+        if not re.fullmatch(r"-?[0-9]+", value):
+            return f"{value!r} is not a whole number"
+    elif kind == "number":
+        try:
+            float(value)
+        except ValueError:
+            return f"{value!r} is not a number"
+    pattern = constraints.get("pattern")
+    if pattern == PARTIAL_DATE_PATTERN:
+        try:
+            parse_partial_date(value)
+        except ValueError:
+            return f"{value!r} is not a real date as YYYY, YYYY-MM or YYYY-MM-DD"
+    elif pattern and not re.fullmatch(pattern, value):
+        return f"{value!r} does not have the expected form ({field.get('description', pattern)})"
+    allowed = constraints.get("enum")
+    if allowed and value not in allowed:
+        return f"{value!r} is not an allowed category; use one of: {', '.join(allowed)}"
+    return None
+
+
+def check_resource(resource: dict, text: str, known_keys: dict | None = None) -> list[Problem]:
+    """Check CSV ``text`` against ``resource``'s schema and return every problem found.
+
+    ``known_keys`` maps a resource name to the set of its primary-key values, for checking
+    foreign keys; references to resources not in it are not checked.
+    """
+    file = f"datasets/{resource['path']}"
+    fields = resource["schema"]["fields"]
+    header, rows = read_rows(text)
+    expected = [f["name"] for f in fields]
+    problems = [Problem(file, 0, n, "column is missing") for n in expected if n not in header]
+    problems += [Problem(file, 0, n, "column is not in the schema") for n in header
+                 if n not in expected]
+    if problems:
+        return problems
+    if not rows:
+        return [Problem(file, 0, expected[0], "the file has no data rows")]
+
+    seen: dict[str, dict[str, int]] = {f["name"]: {} for f in fields
+                                       if f.get("constraints", {}).get("unique")}
+    for number, row in enumerate(rows, start=1):
+        if None in row:  # csv puts surplus cells under the key None
+            problems.append(Problem(file, number, expected[-1], "row has more cells than the header"))
+        for field in fields:
+            name = field["name"]
+            value = (row.get(name) or "").strip()
+            if not value:
+                if field.get("constraints", {}).get("required"):
+                    problems.append(Problem(file, number, name, "value is required but empty"))
+                continue
+            message = _check_value(field, value)
+            if message:
+                problems.append(Problem(file, number, name, message))
+            if name in seen:
+                if value in seen[name]:
+                    problems.append(Problem(file, number, name,
+                                            f"{value!r} repeats row {seen[name][value]}; "
+                                            "values must be unique"))
+                seen[name].setdefault(value, number)
+            precision = row.get(f"{name}_precision", "").strip()
+            expected_precision = PRECISION_OF_LENGTH.get(len(value))
+            if precision and not message and precision != expected_precision:
+                problems.append(Problem(file, number, f"{name}_precision",
+                                        f"says {precision!r} but {name} {value!r} is given "
+                                        f"to the {expected_precision}"))
+
+    for foreign in resource["schema"].get("foreignKeys", []):
+        (name,) = foreign["fields"]
+        target = foreign["reference"]["resource"]
+        if known_keys is None or target not in known_keys:
+            continue
+        for number, row in enumerate(rows, start=1):
+            value = (row.get(name) or "").strip()
+            if value and value not in known_keys[target]:
+                problems.append(Problem(file, number, name,
+                                        f"{value!r} does not match any {target} row"))
+    return problems
+
+
+def primary_keys(resource: dict, text: str) -> set[str]:
+    """The values of a resource's (single-field) primary key."""
+    (key,) = resource["schema"]["primaryKey"]
+    return {row[key] for row in read_rows(text)[1] if row.get(key)}

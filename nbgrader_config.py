@@ -1,0 +1,28 @@
+"""nbgrader configuration for this course (the course directory is the repository root).
+
+solutions/<module>/  is the instructors' master notebook (solutions and hidden tests);
+exercises/<module>/  is the student version, made from it by
+    nbgrader generate_assignment <module> --force
+and never edited by hand (tests/test_pipeline.py checks that they agree).
+"""
+
+c = get_config()  # noqa: F821 - provided by nbgrader when it loads this file
+
+c.CourseDirectory.course_id = "mcf-industrial-internet"
+c.CourseDirectory.source_directory = "solutions"
+c.CourseDirectory.release_directory = "exercises"
+# Only notebooks are part of an assignment; data comes from the datasets/ folder.
+c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback"]
+
+# Grading: every notebook runs on the same kernel, whatever the student's file says.
+c.Execute.kernel_name = "python3"
+c.Execute.timeout = 60  # seconds per cell; the longest solution cell takes about 2 s
+c.Execute.interrupt_on_timeout = True
+# Put back any graded or test cell a student deleted, so it is graded (as failing).
+c.OverwriteCells.add_missing_cells = True
+
+# What students see in place of a solution.
+c.ClearSolutions.code_stub = {
+    "python": "# YOUR CODE HERE\nraise NotImplementedError()",
+}
+c.ClearSolutions.text_stub = "YOUR ANSWER HERE"

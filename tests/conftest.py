@@ -1,0 +1,86 @@
+"""Shared fixtures: the repository layout and a real nbgrader course in a temporary folder."""
+
+from __future__ import annotations
+
+import copy
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import nbformat
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+MODULES = sorted(p.name for p in (ROOT / "solutions").iterdir() if p.is_dir())
+
+
+def nbgrader(course: Path, *args: str) -> subprocess.CompletedProcess:
+    """Run a real nbgrader command in ``course``, with this environment's bin/ on PATH
+    (nbgrader shells out to alembic)."""
+    bin_dir = str(Path(sys.executable).parent)
+    env = dict(os.environ, PATH=bin_dir + os.pathsep + os.environ.get("PATH", ""))
+    return subprocess.run(["nbgrader", *args], cwd=course, env=env, capture_output=True,
+                          text=True, check=False)
+
+
+def grade_id(cell) -> str | None:
+    return cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+
+
+def find_cell(nb, gid: str):
+    return next(c for c in nb.cells if grade_id(c) == gid)
+
+
+@dataclass
+class Course:
+    """A temporary nbgrader course made from this repository's solutions/ and config."""
+
+    root: Path
+    submissions: dict[str, dict[str, nbformat.NotebookNode]] = field(default_factory=dict)
+
+    def source(self, module: str) -> nbformat.NotebookNode:
+        return nbformat.read(self.root / "solutions" / module / f"{module}.ipynb", as_version=4)
+
+    def released(self, module: str) -> nbformat.NotebookNode:
+        return nbformat.read(self.root / "exercises" / module / f"{module}.ipynb", as_version=4)
+
+    def submit(self, student: str, module: str, nb: nbformat.NotebookNode) -> None:
+        folder = self.root / "submitted" / student / module
+        folder.mkdir(parents=True, exist_ok=True)
+        nbformat.write(nb, folder / f"{module}.ipynb")
+        (folder / "timestamp.txt").write_text("2026-11-28 10:00:00.000000 UTC")
+
+    def autograde(self, module: str) -> subprocess.CompletedProcess:
+        return nbgrader(self.root, "autograde", module, "--force")
+
+    def scores(self, module: str, student: str) -> dict[str, float]:
+        """Autograded score of every graded cell of one submission, by grade id."""
+        from nbgrader.api import Gradebook
+
+        with Gradebook(f"sqlite:///{self.root / 'gradebook.db'}") as gb:
+            submission = gb.find_submission_notebook(module, module, student)
+            return {g.name: g.score for g in submission.grades}
+
+
+@pytest.fixture(scope="session")
+def course(tmp_path_factory) -> Course:
+    """Generate every module's release into a fresh course folder, as an instructor would."""
+    root = tmp_path_factory.mktemp("course")
+    shutil.copytree(ROOT / "solutions", root / "solutions")
+    shutil.copy(ROOT / "nbgrader_config.py", root)
+    for module in MODULES:
+        result = nbgrader(root, "generate_assignment", module, "--force")
+        assert result.returncode == 0, result.stderr
+    return Course(root)
+
+
+def with_answers_from(target, donor, grade_ids):
+    """A copy of ``target`` whose cells with the given grade ids come from ``donor``."""
+    nb = copy.deepcopy(target)
+    for i, cell in enumerate(nb.cells):
+        if grade_id(cell) in grade_ids:
+            nb.cells[i] = copy.deepcopy(find_cell(donor, grade_id(cell)))
+    return nb

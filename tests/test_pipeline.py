@@ -1,0 +1,159 @@
+"""The grading pipeline, proved with real nbgrader commands in a temporary course.
+
+All submissions are placed first and graded by one `nbgrader autograde` run per module,
+as an instructor would do for a class.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import nbformat
+import pytest
+from conftest import MODULES, ROOT, find_cell, grade_id, with_answers_from
+
+# Answer cells left unanswered in the "partial" submission, and the test cells they feed.
+PARTIAL_SKIPS = {"module1": {"q3_answer": "q3_tests", "q7_answer": "q7_tests"}}
+
+
+def graded_cells(nb):
+    """grade_id -> points of every graded cell, and the subset that is autograded code."""
+    graded = {grade_id(c): c.metadata["nbgrader"]["points"] for c in nb.cells
+              if c.get("metadata", {}).get("nbgrader", {}).get("grade")}
+    auto = {g: p for g, p in graded.items() if find_cell(nb, g).cell_type == "code"}
+    return graded, auto
+
+
+def break_tests(nb, test_ids, how):
+    """A student's attempt to game the tests: replace them with `pass`, or delete them."""
+    nb = copy.deepcopy(nb)
+    if how == "edit":
+        for cell in nb.cells:
+            if grade_id(cell) in test_ids:
+                cell.source = "pass  # tests removed by the student"
+    else:
+        nb.cells = [c for c in nb.cells if grade_id(c) not in test_ids]
+    return nb
+
+
+@pytest.fixture(scope="session")
+def graded(course):
+    """Submit one notebook per scenario for every module, then autograde each module once."""
+    for module in MODULES:
+        source, released = course.source(module), course.released(module)
+        skips = PARTIAL_SKIPS[module]
+        _, auto = graded_cells(source)
+        all_answers = [grade_id(c) for c in source.cells
+                       if c.get("metadata", {}).get("nbgrader", {}).get("solution")]
+        partial = with_answers_from(source, released, skips)
+        submissions = {
+            "solution": source,
+            "unchanged": released,
+            "partial": partial,
+            "partial-tests-edited": break_tests(partial, set(skips.values()), "edit"),
+            "partial-tests-deleted": break_tests(partial, set(skips.values()), "delete"),
+            "blank-tests-edited": break_tests(released, set(auto), "edit"),
+            "blank-tests-deleted": break_tests(released, set(auto), "delete"),
+        }
+        assert set(all_answers) >= set(skips), "PARTIAL_SKIPS names answer cells that do not exist"
+        for student, nb in submissions.items():
+            course.submit(student, module, nb)
+        result = course.autograde(module)
+        assert result.returncode == 0, f"nbgrader autograde failed:\n{result.stdout}\n{result.stderr}"
+    return course
+
+
+@pytest.mark.parametrize("module", MODULES)
+def test_solution_gets_full_marks(graded, module):
+    _, auto = graded_cells(graded.source(module))
+    scores = graded.scores(module, "solution")
+    assert {g: scores[g] for g in auto} == auto
+
+
+@pytest.mark.parametrize("module", MODULES)
+def test_unchanged_release_gets_zero_and_grades_cleanly(graded, module):
+    graded_ids, auto = graded_cells(graded.source(module))
+    scores = graded.scores(module, "unchanged")
+    assert set(scores) == set(graded_ids), "every graded cell should have a grade"
+    assert {g: scores[g] for g in auto} == dict.fromkeys(auto, 0)
+    autograded_nb = nbformat.read(
+        graded.root / "autograded" / "unchanged" / module / f"{module}.ipynb", as_version=4)
+    errors = {o.ename for c in autograded_nb.cells if c.cell_type == "code"
+              for o in c.outputs if o.output_type == "error"}
+    # The tests fail because answers are missing, not because grading itself broke.
+    assert errors <= {"NotImplementedError", "NameError", "AssertionError"}, errors
+
+
+@pytest.mark.parametrize("module", MODULES)
+def test_partial_submission_gets_exactly_its_points(graded, module):
+    _, auto = graded_cells(graded.source(module))
+    skipped = set(PARTIAL_SKIPS[module].values())
+    expected = {g: (0 if g in skipped else p) for g, p in auto.items()}
+    scores = graded.scores(module, "partial")
+    assert {g: scores[g] for g in auto} == expected
+    assert 0 < sum(expected.values()) < sum(auto.values())
+
+
+@pytest.mark.parametrize("module", MODULES)
+@pytest.mark.parametrize("how", ["edited", "deleted"])
+def test_tampering_with_test_cells_gains_nothing(graded, module, how):
+    _, auto = graded_cells(graded.source(module))
+    honest = graded.scores(module, "partial")
+    assert {g: graded.scores(module, f"partial-tests-{how}")[g] for g in auto} == \
+        {g: honest[g] for g in auto}
+    blank = graded.scores(module, f"blank-tests-{how}")
+    assert {g: blank[g] for g in auto} == dict.fromkeys(auto, 0)
+
+
+@pytest.mark.parametrize("module", MODULES)
+def test_exercises_are_exactly_what_nbgrader_generates(course, module):
+    made = (course.root / "exercises" / module / f"{module}.ipynb").read_bytes()
+    committed = (ROOT / "exercises" / module / f"{module}.ipynb").read_bytes()
+    assert committed == made, (
+        f"exercises/{module} has drifted from solutions/{module}: "
+        "run `python3 course.py release` and commit the result")
+
+
+@pytest.mark.parametrize("module", MODULES)
+def test_release_leaks_no_solution_or_hidden_test(module):
+    text = (ROOT / "exercises" / module / f"{module}.ipynb").read_text(encoding="utf-8")
+    for marker in ("BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN TESTS", "Model answer",
+                   "fictional ="):
+        assert marker not in text, f"the student notebook contains {marker!r}"
+
+
+@pytest.mark.parametrize("module", MODULES)
+def test_cell_metadata_is_valid(module):
+    nb = nbformat.read(ROOT / "solutions" / module / f"{module}.ipynb", as_version=4)
+    nbformat.validate(nb)
+    assert nb.metadata["kernelspec"]["name"] == "python3"
+    ids = [grade_id(c) for c in nb.cells if grade_id(c)]
+    assert len(ids) == len(set(ids)), f"duplicate grade ids: {sorted(i for i in ids if ids.count(i) > 1)}"
+    meta = {grade_id(c): (c, c.metadata["nbgrader"]) for c in nb.cells if grade_id(c)}
+    graded_ids, auto = graded_cells(nb)
+    for gid, (cell, m) in meta.items():
+        if m.get("grade"):
+            assert m.get("points", 0) > 0, f"{gid} is graded but has no points"
+        if m.get("grade") and not m.get("solution"):
+            assert m.get("locked"), f"test cell {gid} must be locked"
+            assert cell.cell_type == "code", f"test cell {gid} should be code"
+        if m.get("solution") and cell.cell_type == "code":
+            assert "### BEGIN SOLUTION" in cell.source, f"answer cell {gid} has no solution block"
+    assert len(auto) >= 6, "each module needs at least 6 autograded questions"
+    assert len(graded_ids) - len(auto) >= 1, "each module needs a manually graded written answer"
+    for gid in auto:
+        source = find_cell(nb, gid).source
+        assert "BEGIN HIDDEN TESTS" in source, f"{gid} has no hidden tests"
+        visible = source.split("### BEGIN HIDDEN TESTS")[0]
+        assert "assert" in visible and ", " in visible, f"{gid} needs visible tests with messages"
+
+
+def test_nbgrader_config_sets_the_course_layout():
+    from traitlets.config.loader import PyFileConfigLoader
+
+    c = PyFileConfigLoader("nbgrader_config.py", path=str(ROOT)).load_config()
+    assert c.CourseDirectory.source_directory == "solutions"
+    assert c.CourseDirectory.release_directory == "exercises"
+    assert c.OverwriteCells.add_missing_cells is True
+    assert c.Execute.kernel_name == "python3"
+    assert 10 <= c.Execute.timeout <= 300
