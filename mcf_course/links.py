@@ -13,8 +13,9 @@ MODULE_TITLES = {
 
 
 def exercise_links(root: Path = ROOT) -> str:
-    """A Markdown table with, for each module, the student notebook and the worked solution:
-    a download from this site, a view on GitHub and an 'open in Colab' link."""
+    """A Markdown table with, for each module, links to the student notebook and the worked
+    solution on GitHub and in Colab. (Downloads from the book itself are listed in the page's
+    own text, because Sphinx collects download files only from page sources.)"""
     owner_repo = REPOSITORY_URL.removeprefix("https://github.com/")
     rows = ["| module | student notebook | worked solution |", "|---|---|---|"]
     for folder in sorted((root / "solutions").iterdir()):
@@ -24,7 +25,6 @@ def exercise_links(root: Path = ROOT) -> str:
         for kind in ("exercises", "solutions"):
             path = f"{kind}/{folder.name}/{folder.name}.ipynb"
             cells.append(
-                f"[download](../{path}) · "
                 f"[GitHub]({REPOSITORY_URL}/blob/{BRANCH}/{path}) · "
                 f"[Colab](https://colab.research.google.com/github/{owner_repo}/blob/{BRANCH}/{path})"
             )

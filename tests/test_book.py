@@ -30,7 +30,7 @@ def built_book(tmp_path_factory) -> Path:
                              "--path-output", str(out)], cwd=ROOT, capture_output=True,
                             text=True, check=False)
     log = result.stdout + result.stderr
-    warnings = [line for line in log.splitlines() if re.search(r"WARNING|ERROR", line)]
+    warnings = [line for line in log.splitlines() if re.search(r"\b(WARNING|ERROR|CRITICAL):", line)]
     assert result.returncode == 0 and not warnings, "book build failed:\n" + "\n".join(warnings or [log[-3000:]])
     return out / "_build" / "html"
 
@@ -61,3 +61,10 @@ def test_launch_buttons_and_repository_links_are_configured(built_book):
     html = (built_book / "book" / "module1.html").read_text(encoding="utf-8")
     for service in ("mybinder.org", "colab.research.google.com"):
         assert service in html, f"no {service} launch button on the module page"
+
+
+def test_exercise_page_offers_notebook_downloads(built_book):
+    downloads = {p.parent.parent.name + "/" + p.name for p in built_book.glob("_downloads/*/*.ipynb")}
+    assert len(list(built_book.glob("_downloads/*/module1.ipynb"))) == 2, downloads
+    html = (built_book / "book" / "exercises.html").read_text(encoding="utf-8")
+    assert html.count("_downloads/") >= 2 and "colab.research.google.com/github/" in html
