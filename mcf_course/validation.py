@@ -2,7 +2,7 @@
 
 The schema follows the Frictionless Table Schema. This module implements the part of it the
 course uses (types string, date, boolean, integer, number; the constraints required, unique,
-pattern and enum; foreign keys), so that every problem is reported with the file, the row
+pattern, enum, minimum and maximum; foreign keys), so that every problem is reported with the file, the row
 and the field, in words a student can act on.
 
 Two course conventions go beyond the standard:
@@ -88,6 +88,12 @@ def _check_value(field: dict, value: str) -> str | None:
             float(value)
         except ValueError:
             return f"{value!r} is not a number"
+        if not re.fullmatch(r"-?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?", value):
+            return f"{value!r} is not a plain number (no units, commas or signs like '>')"
+    if kind in ("integer", "number"):
+        low, high = constraints.get("minimum"), constraints.get("maximum")
+        if (low is not None and float(value) < low) or (high is not None and float(value) > high):
+            return f"{value!r} is outside the allowed range {low} to {high}"
     pattern = constraints.get("pattern")
     if pattern == PARTIAL_DATE_PATTERN:
         try:

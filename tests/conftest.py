@@ -53,6 +53,9 @@ class Course:
         nbformat.write(nb, folder / f"{module}.ipynb")
         (folder / "timestamp.txt").write_text("2026-11-28 10:00:00.000000 UTC")
 
+    def nbgrader(self, *args: str) -> subprocess.CompletedProcess:
+        return nbgrader(self.root, *args)
+
     def autograde(self, module: str) -> subprocess.CompletedProcess:
         return nbgrader(self.root, "autograde", module, "--force")
 

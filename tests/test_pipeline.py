@@ -7,6 +7,8 @@ as an instructor would do for a class.
 from __future__ import annotations
 
 import copy
+import html
+import re
 
 import nbformat
 import pytest
@@ -14,6 +16,13 @@ from conftest import MODULES, ROOT, find_cell, grade_id, with_answers_from
 
 # Answer cells left unanswered in the "partial" submission, and the test cells they feed.
 PARTIAL_SKIPS = {"module1": {"q3_answer": "q3_tests", "q7_answer": "q7_tests"}}
+# An answer that passes the visible tests by reading the real data instead of its argument:
+# the hidden tests must catch it. (module: (answer cell, test cell, code))
+HARD_CODED = {
+    "module1": ("q1_answer", "q1_tests",
+                "def theme_counts(events):\n"
+                "    return load_dataset('policy_timeline')['theme'].value_counts()\n"),
+}
 
 
 def graded_cells(nb):
@@ -46,10 +55,14 @@ def graded(course):
         all_answers = [grade_id(c) for c in source.cells
                        if c.get("metadata", {}).get("nbgrader", {}).get("solution")]
         partial = with_answers_from(source, released, skips)
+        hard_coded = copy.deepcopy(source)
+        answer, _, code = HARD_CODED[module]
+        find_cell(hard_coded, answer).source = code
         submissions = {
             "solution": source,
             "unchanged": released,
             "partial": partial,
+            "hard-coded": hard_coded,
             "partial-tests-edited": break_tests(partial, set(skips.values()), "edit"),
             "partial-tests-deleted": break_tests(partial, set(skips.values()), "delete"),
             "blank-tests-edited": break_tests(released, set(auto), "edit"),
@@ -92,6 +105,15 @@ def test_partial_submission_gets_exactly_its_points(graded, module):
     scores = graded.scores(module, "partial")
     assert {g: scores[g] for g in auto} == expected
     assert 0 < sum(expected.values()) < sum(auto.values())
+
+
+@pytest.mark.parametrize("module", MODULES)
+def test_hidden_tests_catch_a_hard_coded_answer(graded, module):
+    _, tests, _ = HARD_CODED[module]
+    _, auto = graded_cells(graded.source(module))
+    scores = graded.scores(module, "hard-coded")
+    assert scores[tests] == 0
+    assert {g: scores[g] for g in auto if g != tests} == {g: p for g, p in auto.items() if g != tests}
 
 
 @pytest.mark.parametrize("module", MODULES)
@@ -157,3 +179,25 @@ def test_nbgrader_config_sets_the_course_layout():
     assert c.OverwriteCells.add_missing_cells is True
     assert c.Execute.kernel_name == "python3"
     assert 10 <= c.Execute.timeout <= 300
+
+
+@pytest.mark.parametrize("module", MODULES)
+def test_feedback_shows_no_hidden_test(graded, module):
+    result = graded.nbgrader("generate_feedback", module)
+    assert result.returncode == 0, result.stderr
+    source = graded.source(module)
+    hidden_lines = set()
+    for cell in source.cells:
+        if "### BEGIN HIDDEN TESTS" in cell.source:
+            region = cell.source.split("### BEGIN HIDDEN TESTS")[1].split("### END HIDDEN TESTS")[0]
+            hidden_lines |= {line.strip() for line in region.splitlines() if len(line.strip()) > 12}
+    assert hidden_lines
+    for student in ("partial", "unchanged", "solution", "hard-coded"):
+        html_path = graded.root / "feedback" / student / module / f"{module}.html"
+        text = html.unescape(re.sub(r"<[^>]+>", "", html_path.read_text(encoding="utf-8")))
+        assert "HIDDEN TESTS" not in text
+        leaked = [line for line in hidden_lines if line in text]
+        assert not leaked, f"{student}'s feedback shows hidden test lines: {leaked[:3]}"
+    hard_coded = html.unescape((graded.root / "feedback" / "hard-coded" / module /
+                                f"{module}.html").read_text(encoding="utf-8"))
+    assert "A hidden test failed" in hard_coded, "a failed hidden test should be reported, without details"
