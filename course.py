@@ -2,7 +2,8 @@
 """Set up and run the course from a fresh machine that has only Python 3.11+.
 
     python3 course.py book      build the book into _build/html  (the main job)
-    python3 course.py test      run the whole test suite (includes a full book build)
+    python3 course.py test      run the whole test suite (includes a full book build; installs
+                                PostgreSQL with apt-get when run as root and it is missing)
     python3 course.py release   regenerate exercises/ from solutions/ with nbgrader
 
 Each command first makes (or reuses) the virtual environment .venv with the pinned
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import subprocess
 import sys
 import venv
@@ -52,6 +54,21 @@ def ensure_environment() -> None:
     STAMP.write_text(wanted)
 
 
+def ensure_test_services() -> None:
+    """The test suite starts a real PostgreSQL server; install Debian's package if missing."""
+    if list(Path("/usr/lib/postgresql").glob("*/bin/pg_ctl")):
+        return
+    if os.name == "posix" and os.geteuid() == 0 and shutil.which("apt-get"):
+        print("Installing PostgreSQL for the grading tests (apt-get) ...")
+        for command in (["apt-get", "update", "-qq"],
+                        ["apt-get", "install", "-y", "-qq", "postgresql"]):
+            subprocess.run(command, check=True, stdout=subprocess.DEVNULL,
+                           env=dict(os.environ, DEBIAN_FRONTEND="noninteractive"))
+    else:
+        print("Note: the PostgreSQL grading test needs PostgreSQL installed "
+              "(Debian/Ubuntu: sudo apt-get install postgresql); it will fail without it.")
+
+
 def main(argv: list[str]) -> None:
     if not argv or argv[0] not in {"book", "test", "release"}:
         sys.exit(__doc__)
@@ -61,6 +78,7 @@ def main(argv: list[str]) -> None:
         run(*BOOK_BUILD, *extra)
         print(f"\nThe book is in {ROOT / '_build' / 'html'}; open index.html in a browser.")
     elif command == "test":
+        ensure_test_services()
         run(PYTHON, "-m", "pytest", *extra)
     elif command == "release":
         for module in sorted(p.name for p in (ROOT / "solutions").iterdir() if p.is_dir()):

@@ -1,0 +1,100 @@
+"""Benchmark: grade 40 synthetic submissions of one module both ways, side by side.
+
+    python benchmarks/grading_speed.py [--module module1] [--students 40] [--workers N]
+
+1. plain sequential `nbgrader autograde <module>` in one copy of a course;
+2. `mcf-grade <module>` (mcf_course.classgrade) in an identical copy.
+
+Prints both wall-clock times, the ratio, and whether every score agrees. The submissions
+are a fixed mix: a third complete, a third with some answers left out, a third unanswered.
+This is a script to run by hand (CI does not time anything).
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import nbformat
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from mcf_course.classgrade import grade_class  # noqa: E402
+
+
+def run(course: Path, *args: str) -> None:
+    env = dict(os.environ, PATH=str(Path(sys.executable).parent) + os.pathsep + os.environ["PATH"])
+    subprocess.run(["nbgrader", *args], cwd=course, env=env, check=True, capture_output=True)
+
+
+def make_course(folder: Path, module: str, students: int) -> None:
+    shutil.copytree(ROOT / "solutions", folder / "solutions")
+    shutil.copy(ROOT / "nbgrader_config.py", folder)
+    run(folder, "generate_assignment", module, "--force")
+    solution = nbformat.read(folder / "solutions" / module / f"{module}.ipynb", as_version=4)
+    blank = nbformat.read(folder / "exercises" / module / f"{module}.ipynb", as_version=4)
+    answers = [i for i, c in enumerate(solution.cells)
+               if c.get("metadata", {}).get("nbgrader", {}).get("solution") and c.cell_type == "code"]
+    for n in range(students):
+        kind = n % 3
+        nb = solution if kind == 0 else blank
+        if kind == 1:  # partly correct: a different subset of answers missing for each student
+            nb = copy.deepcopy(solution)
+            for i in answers[n % len(answers)::3]:
+                nb.cells[i] = copy.deepcopy(blank.cells[i])
+        target = folder / "submitted" / f"student{n:02d}" / module
+        target.mkdir(parents=True)
+        nbformat.write(nb, target / f"{module}.ipynb")
+
+
+def scores(course: Path, module: str) -> dict:
+    from nbgrader.api import Gradebook
+
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
+        return {(s.student.id, g.name): g.score for s in gb.assignment_submissions(module)
+                for nb in s.notebooks for g in nb.grades}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--module", default="module1")
+    parser.add_argument("--students", type=int, default=40)
+    parser.add_argument("--workers", type=int, default=None)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        base = Path(tmp) / "base"
+        make_course(base, args.module, args.students)
+        sequential, parallel = Path(tmp) / "sequential", Path(tmp) / "parallel"
+        shutil.copytree(base, sequential)
+        shutil.copytree(base, parallel)
+
+        start = time.perf_counter()
+        run(sequential, "autograde", args.module)
+        t_sequential = time.perf_counter() - start
+
+        start = time.perf_counter()
+        grade_class(parallel, args.module, workers=args.workers, quiet=True)
+        t_parallel = time.perf_counter() - start
+
+        a, b = scores(sequential, args.module), scores(parallel, args.module)
+        agree = a == b and len(a) > 0
+        print(f"submissions:                 {args.students} of {args.module}")
+        print(f"nbgrader autograde (serial): {t_sequential:7.1f} s")
+        print(f"mcf-grade ({args.workers or os.cpu_count()} workers):       {t_parallel:7.1f} s")
+        print(f"speed-up:                    {t_sequential / t_parallel:7.2f}x")
+        print(f"scores identical:            {'yes' if agree else 'NO'} ({len(a)} grade cells compared)")
+        if not agree:
+            diff = {k: (a.get(k), b.get(k)) for k in set(a) | set(b) if a.get(k) != b.get(k)}
+            print("differences:", dict(list(diff.items())[:10]))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,117 @@
+"""The instructor report of a grading round: one self-contained HTML page.
+
+It shows the score distribution, the pass rate of each autograded question, the failing
+tests most common across the class (hidden tests are counted, never quoted), and every
+student's status.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+from collections import Counter
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import nbformat  # noqa: E402
+
+from mcf_course.feedback import HIDDEN_FAILURE, failing_cell_line, hidden_line_range  # noqa: E402
+from mcf_course.plotting import OKABE_ITO, use_course_style  # noqa: E402
+
+
+def failing_tests(notebook_path: Path) -> list[tuple[str, str]]:
+    """(test cell grade id, what failed) for each failing test cell of an autograded notebook.
+    A failure raised from a hidden test is reported as such, without its text."""
+    nb = nbformat.read(notebook_path, as_version=4)
+    failures = []
+    for cell in nb.cells:
+        meta = cell.get("metadata", {}).get("nbgrader", {})
+        if cell.cell_type != "code" or not meta.get("grade") or meta.get("solution"):
+            continue
+        for output in cell.get("outputs", []):
+            if output.get("output_type") != "error":
+                continue
+            hidden = hidden_line_range(cell.source)
+            line = failing_cell_line(output.get("traceback", []))
+            if hidden is not None and (line is None or line in hidden):
+                what = "a hidden test"
+            else:
+                what = f"{output.get('ename')}: {str(output.get('evalue', '')).splitlines()[0][:160]}" \
+                    if output.get("evalue") else str(output.get("ename"))
+            failures.append((meta["grade_id"], what))
+    return failures
+
+
+def _png(fig) -> str:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", bbox_inches="tight")
+    plt.close(fig)
+    return base64.b64encode(buffer.getvalue()).decode()
+
+
+def write_report(path: Path, settings, outcomes: list, autograded: Path) -> None:
+    use_course_style()
+    graded = [o for o in outcomes if o.score is not None]
+    cells = sorted({g for o in graded for g in o.scores})
+    auto_cells = [g for g in cells if g.endswith("_tests")] or cells
+    failures: Counter = Counter()
+    for o in graded:
+        notebook = autograded / o.student / settings.module / f"{settings.module}.ipynb"
+        if notebook.is_file():
+            failures.update(failing_tests(notebook))
+
+    figures = []
+    if graded:
+        fig, ax = plt.subplots(figsize=(6, 3))
+        ax.hist([o.score for o in graded], bins=10, color=OKABE_ITO["blue"], edgecolor="white")
+        ax.set(xlabel=f"Score (out of {graded[0].max_score:g})", ylabel="Students",
+               title="Score distribution")
+        figures.append(("Score distribution", "A histogram of total scores across the class.",
+                        _png(fig)))
+        maxima = {g: max(o.scores.get(g) or 0 for o in graded) for g in auto_cells}
+        rates = [sum(1 for o in graded if (o.scores.get(g) or 0) >= maxima[g] > 0) / len(graded)
+                 for g in auto_cells]
+        fig, ax = plt.subplots(figsize=(6, 0.4 * len(auto_cells) + 1))
+        ax.barh(auto_cells, rates, color=OKABE_ITO["orange"])
+        ax.set(xlim=(0, 1), xlabel="Share of students with full marks", title="Pass rate by question")
+        ax.invert_yaxis()
+        figures.append(("Pass rate by question",
+                        "A horizontal bar per autograded question: the share of students with full "
+                        "marks on it.", _png(fig)))
+
+    rows = "\n".join(
+        f"<tr><td>{html.escape(o.student)}</td><td>{html.escape(o.status)}</td>"
+        f"<td>{'' if o.score is None else f'{o.score:g} / {o.max_score:g}'}</td>"
+        f"<td>{html.escape(o.reason)}</td></tr>" for o in sorted(outcomes, key=lambda o: o.student))
+    common = "\n".join(
+        f"<tr><td>{n}</td><td>{html.escape(cell)}</td><td>{html.escape(what)}</td></tr>"
+        for (cell, what), n in failures.most_common(15))
+    images = "\n".join(f'<figure><img src="data:image/png;base64,{data}" alt="{html.escape(alt)}">'
+                       f"<figcaption>{html.escape(title)}</figcaption></figure>"
+                       for title, alt, data in figures)
+    attention = sum(1 for o in outcomes if o.needs_attention)
+    page = f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+<title>Grading report: {html.escape(settings.module)}</title>
+<style>body{{font-family:sans-serif;max-width:60rem;margin:2rem auto;line-height:1.4}}
+table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:.25rem .5rem;text-align:left}}
+figure{{display:inline-block;margin:0 1rem 1rem 0}}</style></head><body>
+<h1>Grading report: {html.escape(settings.module)}</h1>
+<p>{len(outcomes)} submissions; {len(graded)} scored; {attention} need attention.
+Hidden tests are counted below but never quoted (students see: “{html.escape(HIDDEN_FAILURE[:40])}…”).</p>
+{images}
+<h2>Most common failing tests</h2>
+<table><tr><th>students</th><th>test cell</th><th>what failed</th></tr>
+{common or '<tr><td colspan="3">No failing tests.</td></tr>'}</table>
+<h2>Students</h2>
+<table><tr><th>student</th><th>status</th><th>score</th><th>reason</th></tr>
+{rows}</table>
+</body></html>
+"""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(page, encoding="utf-8")
