@@ -57,6 +57,7 @@ class Settings:
     notebook_timeout: int = 600
     memory_mb: int = 2048
     force: bool = False
+    warm_kernels: bool = True
 
 
 @dataclass
@@ -187,14 +188,16 @@ def readable_problem(path: Path) -> str:
 
 # --- the worker: nbgrader's autograde pipeline, one submission at a time -------------------
 
-def _worker_config(settings: Settings, scratch: Path, jupyter_path: Path, added):
+def _worker_config(settings: Settings, scratch: Path, jupyter_path: Path, added,
+                   zygote: Path | None = None):
     from nbgrader.converters import Autograde
     from nbgrader.preprocessors import Execute
     from traitlets.config import Config
 
     from mcf_course.sandbox import KERNEL_NAME, write_kernelspec
 
-    write_kernelspec(jupyter_path, scratch, settings.memory_mb, settings.notebook_timeout)
+    write_kernelspec(jupyter_path, scratch, settings.memory_mb, settings.notebook_timeout,
+                     zygote=zygote)
     config = course_config(settings.course)
     overrides = Config()
     overrides.CourseDirectory.root = str(scratch)
@@ -271,6 +274,12 @@ def run_worker(settings: Settings, template: Path, home: Path) -> None:
     os.environ["JUPYTER_PATH"] = str(jupyter_path)
     os.environ["MCF_COURSE_DATA"] = str(settings.course / "datasets") \
         if (settings.course / "datasets").is_dir() else os.environ.get("MCF_COURSE_DATA", "")
+    zygote = None
+    if sys.platform.startswith("linux") and settings.warm_kernels:
+        from mcf_course.warmkernel import start_zygote
+
+        zygote = home / "zygote.sock"
+        start_zygote(zygote, sys.stderr)
     print(RESULT + json.dumps({"ready": True}), flush=True)
     for line in sys.stdin:
         task = json.loads(line)
@@ -283,7 +292,7 @@ def run_worker(settings: Settings, template: Path, home: Path) -> None:
             shutil.copy(task["notebook"], folder / f"{settings.module}.ipynb")
             if task.get("timestamp"):
                 shutil.copy(task["timestamp"], folder / "timestamp.txt")
-            config = _worker_config(settings, scratch, jupyter_path, added)
+            config = _worker_config(settings, scratch, jupyter_path, added, zygote)
             coursedir = CourseDirectory(config=config)
             coursedir.assignment_id, coursedir.student_id = settings.module, task["student"]
             Autograde(coursedir=coursedir, config=config).start()
@@ -348,48 +357,78 @@ def _read_result(worker: Worker, deadline: float) -> dict | None:
     with selectors.DefaultSelector() as selector:
         selector.register(worker.process.stdout, selectors.EVENT_READ)
         while time.monotonic() < deadline:
-            if not selector.select(timeout=max(0.0, min(1.0, deadline - time.monotonic()))):
-                continue
-            line = worker.process.stdout.readline()
-            if not line:
-                tail = worker.log.read_text(errors="replace").strip().splitlines()[-3:]
-                return {"ok": False, "error": "the grading worker stopped unexpectedly: "
-                                              + " | ".join(tail)[-400:]}
-            if line.startswith(RESULT):
-                return json.loads(line[len(RESULT):])
+            if selector.select(timeout=max(0.0, min(1.0, deadline - time.monotonic()))):
+                result = _result_line(worker)
+                if result is not None:
+                    return result
     return None
 
 
+def _result_line(worker: Worker) -> dict | None:
+    line = worker.process.stdout.readline()
+    if not line:
+        tail = worker.log.read_text(errors="replace").strip().splitlines()[-3:]
+        return {"ok": False, "error": "the grading worker stopped unexpectedly: "
+                                      + " | ".join(tail)[-400:]}
+    return json.loads(line[len(RESULT):]) if line.startswith(RESULT) else None
+
+
 def execute_all(settings: Settings, template: Path, tasks: list[dict], work: Path,
-                progress) -> dict[str, dict]:
-    """Run every task on the workers; returns the result for each student."""
+                progress, on_result=None) -> dict[str, dict]:
+    """Run every task on the workers, each worker taking the next task as soon as it is free.
+
+    ``on_result(task, result)`` is called for each finished task once the free worker has
+    its next task, so recording a result overlaps with grading the next ones.
+    """
+    import selectors
+
     results: dict[str, dict] = {}
-    pending = list(tasks)
+    pending = tasks  # the caller may add tasks (from on_result) while this runs
     workers = [Worker(settings, template, work / f"worker{i}") for i in range(settings.workers)]
-    busy: list[Worker] = []
+    selector = selectors.DefaultSelector()
+    spawned = len(workers)
+
+    def dispatch(worker: Worker) -> None:
+        if pending:
+            worker.send(pending.pop(0))
+            selector.register(worker.process.stdout, selectors.EVENT_READ, worker)
+
     try:
-        while pending or busy:
+        while True:
             for worker in workers:
-                if pending and worker.task is None:
-                    worker.send(pending.pop(0))
-                    busy.append(worker)
-            # Wait on the worker that started first; others keep running meanwhile.
-            worker = min(busy, key=lambda w: w.started)
-            deadline = worker.started + settings.notebook_timeout
-            result = _read_result(worker, deadline)
-            student = worker.task["student"]
-            if result is None:
-                result = {"ok": False, "timed_out": True,
-                          "error": f"stopped after the {settings.notebook_timeout} s limit"}
-            elapsed = time.monotonic() - worker.started
-            results[student] = {**result, "seconds": elapsed}
-            progress(student, result, elapsed)
-            busy.remove(worker)
-            worker.task = None
-            if not result.get("ok"):
-                worker.kill()  # a fresh worker for the next student
-                index = workers.index(worker)
-                workers[index] = Worker(settings, template, work / f"worker{index}-{len(results)}")
+                if worker.task is None:
+                    dispatch(worker)
+            busy = [w for w in workers if w.task]
+            if not busy:
+                break
+            wait = min(w.started + settings.notebook_timeout for w in busy) - time.monotonic()
+            finished = []
+            for key, _ in selector.select(timeout=max(0.0, min(1.0, wait))):
+                result = _result_line(key.data)
+                if result is not None:
+                    finished.append((key.data, result))
+            now = time.monotonic()
+            finished += [(w, {"ok": False, "timed_out": True,
+                              "error": f"stopped after the {settings.notebook_timeout} s limit"})
+                         for w in busy if now - w.started > settings.notebook_timeout
+                         and w not in {f[0] for f in finished}]
+            done = []
+            for worker, result in finished:
+                task, elapsed = worker.task, now - worker.started
+                selector.unregister(worker.process.stdout)
+                worker.task = None
+                result = results[task["student"]] = {**result, "seconds": elapsed}
+                progress(task["student"], result, elapsed)
+                if not result.get("ok"):
+                    worker.kill()  # a fresh worker for the next student
+                    index = workers.index(worker)
+                    worker = workers[index] = Worker(settings, template, work / f"worker{spawned}")
+                    spawned += 1
+                dispatch(worker)
+                done.append((task, result))
+            if on_result:
+                for task, result in done:
+                    on_result(task, result)
     finally:
         for worker in workers:
             worker.kill()
@@ -470,63 +509,50 @@ def grade_class(course: Path, module: str, *, db_url: str | None = None, workers
             tasks.append({"student": student, "notebook": str(notebook),
                           "timestamp": str(timestamp) if timestamp.is_file() else "",
                           "result": str(work / "executed" / student / f"{module}.ipynb")})
-        # Run the unanswered notebook once, first, for anyone whose own cannot be used.
-        tasks.insert(0, {"student": "__blank__", "notebook": str(blank), "timestamp": "",
-                         "result": str(work / "executed" / "__blank__" / f"{module}.ipynb")})
+        # The unanswered notebook is run once, for anyone whose own notebook cannot be used.
+        blank_task = {"student": "__blank__", "notebook": str(blank), "timestamp": "",
+                      "result": str(work / "executed" / "__blank__" / f"{module}.ipynb")}
+        if stand_ins:
+            tasks.insert(0, blank_task)
 
         done = [0]
 
         def progress(student, result, elapsed):
-            done[0] += 1
             mark = "ok" if result.get("ok") else ("TIMED OUT" if result.get("timed_out") else "FAILED")
             if student != "__blank__":
-                say(f"[{done[0]:>3}/{len(tasks)}] {student:<20} {mark:<9} {elapsed:5.1f} s")
+                done[0] += 1
+                say(f"[{done[0]:>3}/{len(outcomes)}] {student:<20} {mark:<9} {elapsed:5.1f} s")
 
-        say(f"Grading {len(tasks)} submission(s) of {module} on {settings.workers} worker(s) ...")
-        results = execute_all(settings, template, tasks, work, progress) if tasks else {}
+        recorder = Recorder(settings, work / "staging")
         blank_executed = work / "executed" / "__blank__" / f"{module}.ipynb"
 
-        staging = work / "staging"
-        for task in tasks:
+        def on_result(task, result):
+            """Record a finished submission in the gradebook while the workers go on."""
             student = task["student"]
             if student == "__blank__":
-                continue
-            result, outcome = results[student], outcomes[student]
+                return
+            outcome, executed = outcomes[student], Path(task["result"])
             outcome.seconds = result["seconds"]
-            executed = Path(task["result"])
             if not result.get("ok"):
                 outcome.status = "timed out" if result.get("timed_out") else "failed to run"
                 outcome.reason = f"{result['error']}; recorded as unanswered (0)"
                 stand_ins[student] = blank
-                continue
-            _stage(staging, student, module, executed, task["timestamp"])
+                if blank_task not in tasks:
+                    tasks.append(blank_task)  # the workers' queue: run it before they finish
+                return
+            recorder.record(student, executed, task["timestamp"],
+                            feedback=executed.with_suffix(".html"))
             died = kernel_death(executed)
             if died:
                 outcome.reason = "; ".join(filter(None, [outcome.reason, died]))
-        for student in stand_ins:
-            if not blank_executed.is_file():
-                raise RuntimeError("the unanswered notebook itself could not be run: "
-                                   f"{results.get('__blank__')}")
-            _stage(staging, student, module, blank_executed, "")
 
-        staged = sorted(p.name for p in staging.iterdir()) if staging.exists() else []
-        if staged:
-            record = nbgrader(settings, "autograde", module, "--no-execute", "--force",
-                              f"--CourseDirectory.submitted_directory={staging}")
-            if record.returncode:
-                raise RuntimeError(f"nbgrader could not record the grades:\n{record.stderr[-3000:]}")
-            for task in tasks:
-                html_file = Path(task["result"]).with_suffix(".html")
-                if task["student"] in stand_ins or not html_file.is_file():
-                    continue
-                target = course / folders["feedback"] / task["student"] / module
-                target.mkdir(parents=True, exist_ok=True)
-                shutil.copy(html_file, target / f"{module}.html")
-            for student in stand_ins:
-                feedback = nbgrader(settings, "generate_feedback", module, "--force",
-                                    f"--CourseDirectory.student_id={student}")
-                if feedback.returncode:
-                    say(f"warning: no feedback for {student}:\n{feedback.stderr[-800:]}")
+        say(f"Grading {len(outcomes) - len(stand_ins)} submission(s) of {module} "
+            f"on {settings.workers} worker(s) ...")
+        results = execute_all(settings, template, tasks, work, progress, on_result) if tasks else {}
+        if stand_ins and not blank_executed.is_file():
+            raise RuntimeError(f"the unanswered notebook itself could not be run: {results.get('__blank__')}")
+        for student in stand_ins:
+            recorder.record(student, blank_executed, "", feedback=None)
 
     _collect_scores(settings, outcomes)
     report_dir = course / "reports" / module
@@ -583,12 +609,51 @@ def kernel_death(notebook: Path) -> str:
     return ""
 
 
-def _stage(staging: Path, student: str, module: str, notebook: Path, timestamp: str) -> None:
-    folder = staging / student / module
-    folder.mkdir(parents=True, exist_ok=True)
-    shutil.copy(notebook, folder / f"{module}.ipynb")
-    if timestamp:
-        shutil.copy(timestamp, folder / "timestamp.txt")
+class Recorder:
+    """Records executed notebooks in the course's gradebook, one student at a time, with
+    nbgrader's own autograde pipeline minus execution (as `nbgrader autograde --no-execute`
+    would), in this process; and puts each student's feedback in place."""
+
+    def __init__(self, settings: Settings, staging: Path):
+        import logging
+
+        from traitlets.config import Config
+
+        logging.getLogger("traitlets").setLevel(logging.WARNING)
+        self.settings, self.staging = settings, staging
+        self.config = course_config(settings.course)
+        overrides = Config()
+        overrides.CourseDirectory.root = str(settings.course)
+        overrides.CourseDirectory.db_url = settings.db_url
+        overrides.CourseDirectory.submitted_directory = str(staging)
+        overrides.Execute.enabled = False
+        overrides.ClearOutput.enabled = False
+        overrides.BaseConverter.force = True
+        self.config.merge(overrides)
+
+    def _coursedir(self, student: str):
+        from nbgrader.coursedir import CourseDirectory
+
+        coursedir = CourseDirectory(config=self.config)
+        coursedir.assignment_id, coursedir.student_id = self.settings.module, student
+        return coursedir
+
+    def record(self, student: str, notebook: Path, timestamp: str, feedback: Path | None) -> None:
+        from nbgrader.converters import Autograde, GenerateFeedback
+
+        module = self.settings.module
+        folder = self.staging / student / module
+        folder.mkdir(parents=True, exist_ok=True)
+        shutil.copy(notebook, folder / f"{module}.ipynb")
+        if timestamp:
+            shutil.copy(timestamp, folder / "timestamp.txt")
+        Autograde(coursedir=self._coursedir(student), config=self.config).start()
+        target = self.settings.course / course_folders(self.settings.course)["feedback"] / student / module
+        if feedback is not None and feedback.is_file():  # made by the worker, in parallel
+            target.mkdir(parents=True, exist_ok=True)
+            shutil.copy(feedback, target / f"{module}.html")
+        else:
+            GenerateFeedback(coursedir=self._coursedir(student), config=self.config).start()
 
 
 def _already_graded(settings: Settings, students: list[str]) -> set[str]:

@@ -28,7 +28,6 @@ import fcntl
 import json
 import os
 import resource
-import shutil
 import socket
 import struct
 import sys
@@ -85,6 +84,27 @@ def isolate(workdir: Path) -> list[str]:
     return []
 
 
+class _CapHeader(ctypes.Structure):
+    _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+
+class _CapData(ctypes.Structure):
+    _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32),
+                ("inheritable", ctypes.c_uint32)]
+
+
+def drop_capabilities() -> None:
+    """Keep uid 0 but give up every capability, for good (also across exec): such a process
+    cannot remount file systems writable, or leave its namespaces."""
+    pr_capbset_drop, pr_set_no_new_privs = 24, 38
+    for capability in range(64):
+        _libc.prctl(pr_capbset_drop, capability, 0, 0, 0)
+    none = (_CapData * 2)()
+    if _libc.capset(ctypes.byref(_CapHeader(0x20080522, 0)), none) != 0:
+        raise OSError(ctypes.get_errno(), "could not drop capabilities")
+    _libc.prctl(pr_set_no_new_privs, 1, 0, 0, 0)
+
+
 def limit_resources(memory_mb: int, cpu_seconds: int, file_mb: int) -> None:
     resource.setrlimit(resource.RLIMIT_AS, (memory_mb * 2**20, memory_mb * 2**20))
     resource.setrlimit(resource.RLIMIT_CPU, (cpu_seconds, cpu_seconds + 5))
@@ -98,29 +118,34 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--cpu-seconds", type=int, default=600)
     parser.add_argument("--file-mb", type=int, default=64)
     parser.add_argument("--workdir", type=Path, required=True)
-    parser.add_argument("command", nargs=argparse.REMAINDER)
-    args = parser.parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    split = argv.index("--") if "--" in argv else len(argv)
+    args, command = parser.parse_args(argv[:split]), argv[split + 1:]
     workdir = args.workdir.resolve()
-    command = [c for c in args.command if c != "--"]
     applied = isolate(workdir)
     limit_resources(args.memory_mb, args.cpu_seconds, args.file_mb)
     os.environ.update(MCF_SANDBOX=",".join(applied) or "limits only", TMPDIR=str(workdir),
                       MPLCONFIGDIR=str(workdir / ".matplotlib"), HOME=str(workdir))
-    if "read-only file system" in applied and shutil.which("setpriv"):
-        # Root without capabilities: it cannot remount the file systems writable again.
-        command = ["setpriv", "--bounding-set=-all", "--inh-caps=-all", "--no-new-privs", "--",
-                   *command]
+    if "read-only file system" in applied:
+        drop_capabilities()  # so it cannot remount the file systems writable again
     os.execvp(command[0], command)
 
 
-def write_kernelspec(folder: Path, workdir: Path, memory_mb: int, cpu_seconds: int) -> Path:
+def write_kernelspec(folder: Path, workdir: Path, memory_mb: int, cpu_seconds: int,
+                     zygote: Path | None = None) -> Path:
     """Write a kernelspec named ``mcf-sandbox`` under ``folder/kernels`` (put ``folder`` on
-    JUPYTER_PATH) whose kernels start through this launcher."""
+    JUPYTER_PATH) whose kernels start through this launcher, or, given the socket of a
+    running zygote, as warm forks of it (``mcf_course.warmkernel``)."""
     spec = folder / "kernels" / KERNEL_NAME
     spec.mkdir(parents=True, exist_ok=True)
-    argv = [sys.executable, "-m", "mcf_course.sandbox", "--memory-mb", str(memory_mb),
-            "--cpu-seconds", str(cpu_seconds), "--workdir", str(workdir), "--",
-            sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
+    limits = ["--memory-mb", str(memory_mb), "--cpu-seconds", str(cpu_seconds),
+              "--workdir", str(workdir)]
+    if zygote is not None:
+        argv = [sys.executable, "-m", "mcf_course.warmkernel", "shim", str(zygote), *limits,
+                "--", "-f", "{connection_file}"]
+    else:
+        argv = [sys.executable, "-m", "mcf_course.sandbox", *limits, "--",
+                sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
     (spec / "kernel.json").write_text(json.dumps(
         {"argv": argv, "display_name": "Python 3 (grading sandbox)", "language": "python"}))
     return spec
