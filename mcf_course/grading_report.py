@@ -69,7 +69,8 @@ def write_report(path: Path, settings, outcomes: list, autograded: Path) -> None
     if graded:
         fig, ax = plt.subplots(figsize=(6, 3))
         ax.hist([o.score for o in graded], bins=10, color=OKABE_ITO["blue"], edgecolor="white")
-        ax.set(xlabel=f"Score (out of {graded[0].max_score:g})", ylabel="Students",
+        ax.set(xlabel=f"Score (out of {graded[0].max_score:g}; written answers count once graded)",
+               ylabel="Students",
                title="Score distribution")
         figures.append(("Score distribution", "A histogram of total scores across the class.",
                         _png(fig)))
