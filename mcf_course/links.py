@@ -9,6 +9,8 @@ from mcf_course.data import BRANCH, REPOSITORY_URL
 ROOT = Path(__file__).resolve().parents[1]
 MODULE_TITLES = {
     "module1": "Module 1 — Not civil-military integration: what Military-Civil Fusion is",
+    "module2": "Module 2 — The policy trail: how strategy cascades into plans",
+    "module3": "Module 3 — The Industrial Internet as defense industry platform: mapping the layers",
 }
 
 

@@ -15,13 +15,29 @@ import pytest
 from conftest import MODULES, ROOT, find_cell, grade_id, with_answers_from
 
 # Answer cells left unanswered in the "partial" submission, and the test cells they feed.
-PARTIAL_SKIPS = {"module1": {"q3_answer": "q3_tests", "q7_answer": "q7_tests"}}
+PARTIAL_SKIPS = {
+    "module1": {"q3_answer": "q3_tests", "q7_answer": "q7_tests"},
+    "module2": {"q3_answer": "q3_tests", "q5_answer": "q5_tests"},
+    "module3": {"q6_answer": "q6_tests", "q8_answer": "q8_tests"},
+}
 # An answer that passes the visible tests by reading the real data instead of its argument:
 # the hidden tests must catch it. (module: (answer cell, test cell, code))
 HARD_CODED = {
     "module1": ("q1_answer", "q1_tests",
                 "def theme_counts(events):\n"
                 "    return load_dataset('policy_timeline')['theme'].value_counts()\n"),
+    "module2": ("q2_answer", "q2_tests",
+                "def theme_year_table(events):\n"
+                "    real = load_dataset('policy_timeline')\n"
+                "    years = real['date'].str[:4].astype(int)\n"
+                "    table = pd.crosstab(years, real['theme'])\n"
+                "    return table.reindex(range(years.min(), years.max() + 1), fill_value=0)\n"),
+    "module3": ("q1_answer", "q1_tests",
+                "def system_layer_counts(elements):\n"
+                "    real = load_dataset('architecture_elements')\n"
+                "    table = pd.crosstab(real['official_system'], real['analytic_layer'].fillna('judgment call'))\n"
+                "    return table.reindex(index=OFFICIAL_SYSTEMS, columns=ANALYTIC_LAYERS + ['judgment call'],\n"
+                "                         fill_value=0)\n"),
 }
 
 

@@ -1,0 +1,143 @@
+"""Module 3's layer map, explorer and growth plot: counts match the data, controls react."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+import pytest  # noqa: E402
+from conftest import ROOT  # noqa: E402
+from matplotlib.axes import Axes  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+from mcf_course import load_dataset  # noqa: E402
+from mcf_course.architecture import (  # noqa: E402
+    ANALYTIC_LAYERS,
+    JUDGMENT_CALL,
+    OFFICIAL_SYSTEMS,
+    SUPPORT,
+    layer_explorer,
+    layer_explorer_figure,
+    layer_matrix,
+    layer_selection,
+    plot_layer_map,
+    plot_series,
+)
+
+DATA = str(ROOT / "datasets")
+
+
+@pytest.fixture(scope="module")
+def elements():
+    return load_dataset("architecture_elements", DATA)
+
+
+@pytest.fixture(scope="module")
+def events():
+    return load_dataset("policy_timeline", DATA)
+
+
+@pytest.fixture(scope="module")
+def actors():
+    return load_dataset("actors", DATA)
+
+
+@pytest.fixture(scope="module")
+def stats():
+    return load_dataset("platform_stats", DATA)
+
+
+@pytest.fixture(autouse=True)
+def close_figures():
+    yield
+    plt.close("all")
+
+
+def test_constants_follow_the_official_order_and_the_lens():
+    assert OFFICIAL_SYSTEMS == ("network", "identifier", "platform", "data", "security")
+    assert set(ANALYTIC_LAYERS) == {"data", "applications", "security", "coordination"}
+
+
+def test_matrix_counts_match_the_rows(elements):
+    # Count by hand, row by row, without pandas' crosstab.
+    expected: dict[tuple[str, str], int] = {}
+    for system, layer in zip(elements["official_system"], elements["analytic_layer"],
+                             strict=True):
+        key = (system, JUDGMENT_CALL if pd.isna(layer) else layer)
+        expected[key] = expected.get(key, 0) + 1
+    matrix = layer_matrix(elements)
+    assert list(matrix.index) == [*OFFICIAL_SYSTEMS, SUPPORT]
+    assert list(matrix.columns) == [*ANALYTIC_LAYERS, JUDGMENT_CALL]
+    for system in matrix.index:
+        for layer in matrix.columns:
+            assert matrix.loc[system, layer] == expected.get((system, layer), 0), (system, layer)
+    assert matrix.to_numpy().sum() == len(elements)
+    assert matrix[JUDGMENT_CALL].sum() == elements["analytic_layer"].isna().sum()
+
+
+def test_matrix_totals_and_a_fictional_table():
+    fictional = pd.DataFrame({
+        "official_system": ["network", "network", "data", "support"],
+        "analytic_layer": [None, "applications", "data", None],
+    })
+    matrix = layer_matrix(fictional, totals=True)
+    assert matrix.loc["network", JUDGMENT_CALL] == 1
+    assert matrix.loc["network", "applications"] == 1
+    assert matrix.loc["security"].sum() == 0  # a system with no elements still has a row
+    assert matrix.loc["total", "total"] == 4
+    assert matrix.loc["support", "total"] == 1
+
+
+def test_selection_joins_documents_and_actors(elements, events, actors):
+    for layer in [*ANALYTIC_LAYERS, JUDGMENT_CALL]:
+        chosen = layer_selection(elements, events, actors, "analytic_layer", layer)
+        expected = (elements["analytic_layer"].isna() if layer == JUDGMENT_CALL
+                    else elements["analytic_layer"] == layer)
+        assert set(chosen["elements"]["element_id"]) == set(elements.loc[expected, "element_id"])
+        assert set(chosen["documents"]["event_id"]) == set(elements.loc[expected, "event_id"])
+        assert chosen["documents"]["elements"].sum() == expected.sum()
+        keyed = actors[actors["key_event_id"].isin(chosen["documents"]["event_id"])]
+        assert set(chosen["actors"]["actor_id"]) == set(keyed["actor_id"])
+    support = layer_selection(elements, events, actors, "official_system", SUPPORT)
+    assert len(support["elements"]) == (elements["official_system"] == SUPPORT).sum()
+    with pytest.raises(ValueError):
+        layer_selection(elements, events, actors, "analytic_layer", "network")
+    with pytest.raises(ValueError):
+        layer_selection(elements, events, actors, "sector", "data")
+
+
+def test_explorer_reacts_to_its_controls(elements, events, actors):
+    explorer = layer_explorer(elements, events, actors)
+    pick, show = explorer.children[0].children
+    summary = explorer.children[1]
+    for layer in show.options:
+        show.value = layer
+        n = len(layer_selection(elements, events, actors, "analytic_layer", layer)["elements"])
+        assert f"{n} elements" in summary.value
+    pick.value = "official_system"
+    assert list(show.options) == [*OFFICIAL_SYSTEMS, SUPPORT]
+    for system in show.options:
+        show.value = system
+        n = (elements["official_system"] == system).sum()
+        assert f"{system}</b> — {n} elements" in summary.value
+    pick.value = "analytic_layer"
+    assert JUDGMENT_CALL in show.options and show.value == ANALYTIC_LAYERS[0]
+
+
+def test_figures_return_axes_and_figures(elements, events, actors, stats):
+    assert isinstance(plot_layer_map(elements), Axes)
+    ax = plot_layer_map(elements, highlight=("official_system", "identifier"))
+    assert isinstance(ax, Axes)
+    fig = layer_explorer_figure(elements, events, actors, "analytic_layer", JUDGMENT_CALL)
+    assert isinstance(fig, Figure) and len(fig.axes) == 2
+    for series in ("double-cross platforms", "influential platforms", "connected equipment"):
+        ax = plot_series(stats, series, start=2018, end=2025)
+        assert isinstance(ax, Axes)
+        rows = stats[stats["series"] == series]
+        assert sum(len(c.get_offsets()) for c in ax.collections
+                   if c.get_offsets().shape[0]) >= len(rows)
+    with pytest.raises(ValueError):
+        plot_series(stats, "no such series")
