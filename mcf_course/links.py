@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
+
 from mcf_course.data import BRANCH, REPOSITORY_URL
+from mcf_course.display import markdown_text
 
 ROOT = Path(__file__).resolve().parents[1]
 MODULE_TITLES = {
@@ -19,17 +22,14 @@ def exercise_links(root: Path = ROOT) -> str:
     solution on GitHub and in Colab. (Downloads from the book itself are listed in the page's
     own text, because Sphinx collects download files only from page sources.)"""
     owner_repo = REPOSITORY_URL.removeprefix("https://github.com/")
-    rows = ["| module | student notebook | worked solution |", "|---|---|---|"]
-    for folder in sorted((root / "solutions").iterdir()):
-        if not folder.is_dir():
-            continue
-        cells = []
-        for kind in ("exercises", "solutions"):
-            path = f"{kind}/{folder.name}/{folder.name}.ipynb"
-            cells.append(
-                f"[GitHub]({REPOSITORY_URL}/blob/{BRANCH}/{path}) · "
-                f"[Colab](https://colab.research.google.com/github/{owner_repo}/blob/{BRANCH}/{path})"
-            )
-        title = MODULE_TITLES.get(folder.name, folder.name)
-        rows.append(f"| {title} | {cells[0]} | {cells[1]} |")
-    return "\n".join(rows)
+
+    def links(path: str) -> str:
+        return (f"[GitHub]({REPOSITORY_URL}/blob/{BRANCH}/{path}) · "
+                f"[Colab](https://colab.research.google.com/github/{owner_repo}/blob/{BRANCH}/{path})")
+
+    modules = sorted(p.name for p in (root / "solutions").iterdir() if p.is_dir())
+    return markdown_text(pd.DataFrame({
+        "module": [MODULE_TITLES.get(m, m) for m in modules],
+        "student notebook": [links(f"exercises/{m}/{m}.ipynb") for m in modules],
+        "worked solution": [links(f"solutions/{m}/{m}.ipynb") for m in modules],
+    }))
