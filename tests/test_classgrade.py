@@ -201,7 +201,9 @@ def test_gradebook_is_consistent_and_outputs_are_written(corpus):
         for student in cases:
             nb = gb.find_submission_notebook(MODULE, MODULE, student)
             assert len(nb.grades) == 8, student  # 7 autograded cells and the written answer
-            assert (course / "feedback" / student / MODULE / f"{MODULE}.html").is_file(), student
+            feedback = course / "feedback" / student / MODULE / f"{MODULE}.html"
+            text = feedback.read_text(encoding="utf-8")
+            assert "HIDDEN TESTS" not in text and "fictional =" not in text, student
     report = (course / "reports" / MODULE / "report.html").read_text(encoding="utf-8")
     assert "Score distribution" in report and "Most common failing tests" in report
     assert "BEGIN HIDDEN" not in report and "fictional" not in report
