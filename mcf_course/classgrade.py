@@ -27,7 +27,9 @@ Exit status: 0 when every student was graded cleanly, 1 when any needs attention
 from __future__ import annotations
 
 import argparse
+import copy
 import csv
+import functools
 import json
 import os
 import re
@@ -79,16 +81,22 @@ class Outcome:
 
 # --- reading the course -------------------------------------------------------------------
 
-def course_config(course: Path):
+@functools.cache
+def _load_course_config(course: Path):
+    from traitlets.config import Config
     from traitlets.config.loader import PyFileConfigLoader
 
     if (course / "nbgrader_config.py").is_file():
         return PyFileConfigLoader("nbgrader_config.py", path=str(course)).load_config()
-    from traitlets.config import Config
-
     return Config()
 
 
+def course_config(course: Path):
+    """The course's nbgrader configuration (read once; callers get their own copy to change)."""
+    return copy.deepcopy(_load_course_config(course))
+
+
+@functools.cache
 def course_folders(course: Path) -> dict[str, str]:
     config = course_config(course).CourseDirectory
     return {"source": config.get("source_directory", "source"),

@@ -26,6 +26,7 @@ import json
 import os
 import signal
 import socket
+import subprocess
 import sys
 import threading
 import time
@@ -171,10 +172,8 @@ def _forward(pid: int, signum: int) -> None:
         pass
 
 
-def start_zygote(socket_path: Path, log) -> subprocess.Popen:  # noqa: F821
+def start_zygote(socket_path: Path, log) -> subprocess.Popen:
     """Start a zygote next to this process and wait until it serves."""
-    import subprocess
-
     process = subprocess.Popen([sys.executable, "-m", "mcf_course.warmkernel", "zygote",
                                 str(socket_path)], stdout=subprocess.PIPE, stderr=log, text=True)
     if process.stdout.readline().strip() != "ready":
