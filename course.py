@@ -3,7 +3,8 @@
 
     python3 course.py book      build the book into _build/html  (the main job)
     python3 course.py test      run the whole test suite (includes a full book build; installs
-                                PostgreSQL with apt-get when run as root and it is missing)
+                                what the tests start for real -- PostgreSQL, bubblewrap -- with
+                                apt-get when run as root and missing)
     python3 course.py release   regenerate exercises/ from solutions/ with nbgrader
 
 Each command first makes (or reuses) the virtual environment .venv with the pinned
@@ -54,19 +55,30 @@ def ensure_environment() -> None:
     STAMP.write_text(wanted)
 
 
+# What the test suite starts for real, and the Debian package that provides it.
+TEST_SERVICES = {
+    "postgresql": ("PostgreSQL, for the gradebook test",
+                   lambda: bool(list(Path("/usr/lib/postgresql").glob("*/bin/pg_ctl")))),
+    "bubblewrap": ("bubblewrap, the grading sandbox", lambda: bool(shutil.which("bwrap"))),
+}
+
+
 def ensure_test_services() -> None:
-    """The test suite starts a real PostgreSQL server; install Debian's package if missing."""
-    if list(Path("/usr/lib/postgresql").glob("*/bin/pg_ctl")):
+    """Install with apt-get (as root, on Debian or Ubuntu) what the test suite needs and lacks;
+    elsewhere say what to install. The tests fail, not skip, when something is missing."""
+    missing = [name for name, (_, present) in TEST_SERVICES.items() if not present()]
+    if not missing:
         return
     if os.name == "posix" and os.geteuid() == 0 and shutil.which("apt-get"):
-        print("Installing PostgreSQL for the grading tests (apt-get) ...")
+        print(f"Installing for the tests (apt-get): {', '.join(missing)} ...")
         for command in (["apt-get", "update", "-qq"],
-                        ["apt-get", "install", "-y", "-qq", "postgresql"]):
+                        ["apt-get", "install", "-y", "-qq", "--no-install-recommends", *missing]):
             subprocess.run(command, check=True, stdout=subprocess.DEVNULL,
                            env=dict(os.environ, DEBIAN_FRONTEND="noninteractive"))
     else:
-        print("Note: the PostgreSQL grading test needs PostgreSQL installed "
-              "(Debian/Ubuntu: sudo apt-get install postgresql); it will fail without it.")
+        for name in missing:
+            print(f"Note: the tests need {TEST_SERVICES[name][0]} (Debian/Ubuntu: sudo apt-get "
+                  f"install {name}); they will fail without it.")
 
 
 def main(argv: list[str]) -> None:

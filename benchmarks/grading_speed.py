@@ -3,7 +3,7 @@
     python benchmarks/grading_speed.py [--module module1] [--students 40] [--workers N]
 
 1. plain sequential `nbgrader autograde <module>` in one copy of a course;
-2. `mcf-grade <module>` (mcf_course.classgrade) in an identical copy.
+2. `mcf-grade <module>` (mcf_course.grading) in an identical copy.
 
 Prints both wall-clock times, the ratio, and whether every score agrees. The submissions
 are a fixed mix: a third complete, a third with some answers left out, a third unanswered.
@@ -27,7 +27,7 @@ import nbformat
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from mcf_course.classgrade import grade_class  # noqa: E402
+from mcf_course.grading import grade_class  # noqa: E402
 
 
 def run(course: Path, *args: str) -> None:

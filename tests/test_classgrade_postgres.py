@@ -14,7 +14,7 @@ import nbformat
 import pytest
 from conftest import ROOT, with_answers_from
 
-from mcf_course.classgrade import grade_class
+from mcf_course.grading import grade_class
 
 MODULE = "module1"
 

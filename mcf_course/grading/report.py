@@ -1,8 +1,9 @@
 """The instructor report of a grading round: one self-contained HTML page.
 
 It shows the score distribution, the pass rate of each autograded question, the failing
-tests most common across the class (hidden tests are counted, never quoted), and every
-student's status.
+tests most common across the class (hidden tests are counted, never quoted; any text that
+carries a hidden test's lines is scrubbed, as in the feedback), every student's status, and
+every submitted file that was not used, with the reason.
 """
 
 from __future__ import annotations
@@ -20,7 +21,13 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import nbformat  # noqa: E402
 
-from mcf_course.feedback import HIDDEN_FAILURE, failing_cell_line, hidden_line_range  # noqa: E402
+from mcf_course.grading.feedback import (  # noqa: E402
+    HIDDEN_FAILURE,
+    failing_cell_line,
+    hidden_line_range,
+    hidden_snippets,
+    scrub,
+)
 from mcf_course.plotting import OKABE_ITO, use_course_style  # noqa: E402
 
 
@@ -28,6 +35,7 @@ def failing_tests(notebook_path: Path) -> list[tuple[str, str]]:
     """(test cell grade id, what failed) for each failing test cell of an autograded notebook.
     A failure raised from a hidden test is reported as such, without its text."""
     nb = nbformat.read(notebook_path, as_version=4)
+    snippets = hidden_snippets(nb.cells)
     failures = []
     for cell in nb.cells:
         meta = cell.get("metadata", {}).get("nbgrader", {})
@@ -43,7 +51,7 @@ def failing_tests(notebook_path: Path) -> list[tuple[str, str]]:
             else:
                 what = f"{output.get('ename')}: {str(output.get('evalue', '')).splitlines()[0][:160]}" \
                     if output.get("evalue") else str(output.get("ename"))
-            failures.append((meta["grade_id"], what))
+            failures.append((meta["grade_id"], scrub(what, snippets)))
     return failures
 
 
@@ -54,7 +62,7 @@ def _png(fig) -> str:
     return base64.b64encode(buffer.getvalue()).decode()
 
 
-def write_report(path: Path, settings, outcomes: list, autograded: Path) -> None:
+def write_report(path: Path, settings, outcomes: list, autograded: Path, notes=()) -> None:
     use_course_style()
     graded = [o for o in outcomes if o.score is not None]
     cells = sorted({g for o in graded for g in o.scores})
@@ -96,6 +104,8 @@ def write_report(path: Path, settings, outcomes: list, autograded: Path) -> None
                        f"<figcaption>{html.escape(title)}</figcaption></figure>"
                        for title, alt, data in figures)
     attention = sum(1 for o in outcomes if o.needs_attention)
+    unused = "\n".join(f"<tr><td>{html.escape(n.file)}</td><td>{html.escape(n.what)}</td></tr>"
+                       for n in notes)
     page = f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
 <title>Grading report: {html.escape(settings.module)}</title>
@@ -109,6 +119,9 @@ Hidden tests are counted below but never quoted (students see: “{html.escape(H
 <h2>Most common failing tests</h2>
 <table><tr><th>students</th><th>test cell</th><th>what failed</th></tr>
 {common or '<tr><td colspan="3">No failing tests.</td></tr>'}</table>
+<h2>Files from the LMS folder</h2>
+<table><tr><th>file</th><th>what happened</th></tr>
+{unused or '<tr><td colspan="2">Every file was used as it was.</td></tr>'}</table>
 <h2>Students</h2>
 <table><tr><th>student</th><th>status</th><th>score</th><th>reason</th></tr>
 {rows}</table>

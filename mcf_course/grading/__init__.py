@@ -1,0 +1,22 @@
+"""Class grading with ``mcf-grade``: nbgrader's pipeline, in parallel, each kernel sandboxed.
+
+    command.py      the ``mcf-grade`` command and ``grade_class`` (the coordinator)
+    submissions.py  finding and preparing submissions (LMS downloads, extra files)
+    worker.py       worker processes running nbgrader's autograde, and their preprocessors
+    sandbox.py      the bubblewrap sandbox, seen from the worker
+    parent.py       PID 1 inside a sandbox, which forks the kernels
+    provisioner.py  the Jupyter kernel provisioner that starts kernels in the sandbox
+    record.py       recording results in the course's gradebook
+    feedback.py     feedback and report text without hidden tests
+    report.py       the instructor's HTML report
+"""
+
+__all__ = ["grade_class", "main"]
+
+
+def __getattr__(name):
+    if name in __all__:
+        from mcf_course.grading import command
+
+        return getattr(command, name)
+    raise AttributeError(f"module 'mcf_course.grading' has no attribute {name!r}")
