@@ -3,9 +3,10 @@
 
     python3 course.py book      build the book into _build/html  (the main job)
     python3 course.py test      run the whole test suite (includes a full book build; installs
-                                what the tests start for real -- PostgreSQL, bubblewrap -- with
+                                what the tests start for real -- PostgreSQL, bubblewrap, Chromium -- with
                                 apt-get when run as root and missing)
-    python3 course.py release   regenerate exercises/ from solutions/ with nbgrader
+    python3 course.py release   regenerate exercises/ from solutions/ with nbgrader, and the
+                                notebook versions of the book's pages (book/*.ipynb)
 
 Each command first makes (or reuses) the virtual environment .venv with the pinned
 requirements and the course's helper package, then runs inside it. Extra arguments after
@@ -60,6 +61,7 @@ TEST_SERVICES = {
     "postgresql": ("PostgreSQL, for the gradebook test",
                    lambda: bool(list(Path("/usr/lib/postgresql").glob("*/bin/pg_ctl")))),
     "bubblewrap": ("bubblewrap, the grading sandbox", lambda: bool(shutil.which("bwrap"))),
+    "chromium": ("Chromium, for the browser test of the book", lambda: bool(shutil.which("chromium"))),
 }
 
 
@@ -81,6 +83,11 @@ def ensure_test_services() -> None:
                   f"install {name}); they will fail without it.")
 
 
+def book_notebook_pages() -> list[Path]:
+    """Book pages with code (a kernelspec), which are also published as notebooks."""
+    return sorted(p for p in (ROOT / "book").glob("*.md") if "kernelspec:" in p.read_text(encoding="utf-8"))
+
+
 def main(argv: list[str]) -> None:
     if not argv or argv[0] not in {"book", "test", "release"}:
         sys.exit(__doc__)
@@ -95,6 +102,8 @@ def main(argv: list[str]) -> None:
     elif command == "release":
         for module in sorted(p.name for p in (ROOT / "solutions").iterdir() if p.is_dir()):
             run("nbgrader", "generate_assignment", module, "--force", "--no-db")
+        for page in book_notebook_pages():  # what the launch buttons open
+            run("jupytext", "--quiet", "--to", "notebook", page.relative_to(ROOT))
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ The names below are loaded on first use, so that light tools in this package (su
 grading sandbox, which starts every grading kernel) do not pay for importing pandas.
 """
 
-__all__ = ["DatasetError", "list_datasets", "load_dataset"]
+__all__ = ["DataUnavailable", "DatasetError", "list_datasets", "load_dataset"]
 
 
 def __getattr__(name):

@@ -39,7 +39,7 @@ BRANCH = "main"
 DATA_ENV = "MCF_COURSE_DATA"
 DESCRIPTOR = "datapackage.json"
 
-__all__ = ["DatasetError", "data_location", "list_datasets", "load_dataset"]
+__all__ = ["DataUnavailable", "DatasetError", "data_location", "list_datasets", "load_dataset"]
 
 
 def raw_data_url(repository_url: str = REPOSITORY_URL, branch: str = BRANCH) -> str:
@@ -63,16 +63,46 @@ def data_location(start: Path | None = None) -> str:
     return raw_data_url()
 
 
+class DataUnavailable(RuntimeError):
+    """The datasets could not be found here nor downloaded. In a notebook it shows as its
+    message alone, without a traceback, because the message says what to do."""
+
+    def _render_traceback_(self):  # IPython shows this instead of a traceback
+        return [f"DataUnavailable: {line}" if i == 0 else line
+                for i, line in enumerate(str(self).splitlines())]
+
+
+def _unavailable(url: str, reason: str) -> DataUnavailable:
+    archive = f"{REPOSITORY_URL}/archive/refs/heads/{BRANCH}.zip"
+    return DataUnavailable(
+        f"The course datasets could not be downloaded ({reason}).\n"
+        f"  Looked for: {url}\n"
+        "  This notebook finds the data by itself when it sits inside a copy of the course.\n"
+        f"  To work without internet access: download the course ({archive}), unzip it,\n"
+        "  and open this notebook from its exercises/ folder; or put the datasets/ folder\n"
+        f"  anywhere and set the environment variable {DATA_ENV} to it, e.g.\n"
+        f"      import os; os.environ['{DATA_ENV}'] = '/path/to/datasets'\n"
+        "  then run this cell again.")
+
+
 @cache
 def _download(url: str) -> str:
-    with urllib.request.urlopen(url, timeout=30) as response:
-        return response.read().decode("utf-8")
+    try:
+        with urllib.request.urlopen(url, timeout=30) as response:
+            return response.read().decode("utf-8")
+    except OSError as exc:  # no network, DNS failure, HTTP error (HTTPError is an OSError)
+        raise _unavailable(url, f"{type(exc).__name__}: {exc}") from None
 
 
 def _read_text(location: str, relative: str) -> str:
     if "://" in location:
         return _download(location.rstrip("/") + "/" + relative)
-    return (Path(location) / relative).read_text(encoding="utf-8")
+    path = Path(location) / relative
+    if not path.is_file():
+        raise DataUnavailable(f"No course data at {path}.\n  {DATA_ENV} (or the folder this notebook "
+                              "is in) should point at the course's datasets/ folder, the one "
+                              "holding datapackage.json.")
+    return path.read_text(encoding="utf-8")
 
 
 def _descriptor(location: str) -> dict:

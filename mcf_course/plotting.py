@@ -3,11 +3,21 @@
 The palette is Okabe and Ito's eight colours, which stay distinguishable under the common
 forms of colour-vision deficiency. Categories that recur across modules get fixed colours,
 so "MCF" is the same blue in every chapter and notebook.
+
+
+Also here: drawing pieces every module uses. Dates in the course's tables have mixed
+precision (``YYYY``, ``YYYY-MM`` or ``YYYY-MM-DD``); to place such a date on a time axis,
+``partial_date_midpoint`` uses the middle of the period it can mean, and figures show the
+precision by marker shape (``PRECISION_MARKERS``), so a year-only event is never drawn as if it
+were known to the day. Figures carry no Chinese characters, because the fonts on many build
+machines lack the glyphs; the Chinese stays in the text and tables around them.
 """
 
 from __future__ import annotations
 
 import matplotlib as mpl
+import matplotlib.pyplot as plt
+import pandas as pd
 from cycler import cycler
 
 OKABE_ITO = {
@@ -27,6 +37,11 @@ THEME_COLORS = {
     "both": OKABE_ITO["reddish purple"],
     "foreign response": OKABE_ITO["bluish green"],
 }
+
+#: Lanes of the timeline, top to bottom.
+THEME_ORDER = ["MCF", "both", "Industrial Internet", "foreign response"]
+#: Marker shape for each value of a ``*_precision`` column.
+PRECISION_MARKERS = {"day": "o", "month": "s", "year": "D"}
 
 CONFIDENCE_COLORS = {
     "high": OKABE_ITO["blue"],
@@ -48,3 +63,42 @@ def use_course_style() -> None:
         "font.size": 10,
         "figure.figsize": (8, 4.5),
     })
+
+
+def partial_date_midpoint(value: str) -> pd.Timestamp:
+    """Middle of the period that a ``YYYY``, ``YYYY-MM`` or ``YYYY-MM-DD`` date can mean.
+
+    >>> partial_date_midpoint("2018-02")
+    Timestamp('2018-02-15 00:00:00')
+    >>> partial_date_midpoint("2020")
+    Timestamp('2020-07-02 00:00:00')
+    """
+    value = str(value).strip()
+    if len(value) == 4:
+        return pd.Timestamp(f"{value}-07-02")
+    if len(value) == 7:
+        return pd.Timestamp(f"{value}-15")
+    return pd.Timestamp(value)
+
+
+def plot_dates(events: pd.DataFrame, column: str = "date") -> pd.Series:
+    return events[column].map(partial_date_midpoint)
+
+
+def new_axes(ax, figsize):
+    if ax is None:
+        _, ax = plt.subplots(figsize=figsize, layout="constrained")
+    return ax
+
+
+def stagger(dates: pd.Series, lane: pd.Series, window_days: int = 240) -> pd.Series:
+    """Small vertical offsets so that events close in time in one lane do not overlap."""
+    offsets = pd.Series(0.0, index=dates.index)
+    pattern = [0.0, 0.22, -0.22, 0.11, -0.11, 0.33, -0.33]
+    for _, group in dates.groupby(lane, sort=False):
+        last, step = None, 0
+        for index, when in group.sort_values().items():
+            step = step + 1 if last is not None and (when - last).days < window_days else 0
+            offsets[index] = pattern[step % len(pattern)]
+            last = when
+    return offsets

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -87,3 +88,20 @@ def with_answers_from(target, donor, grade_ids):
         if grade_id(cell) in grade_ids:
             nb.cells[i] = copy.deepcopy(find_cell(donor, grade_id(cell)))
     return nb
+
+
+@pytest.fixture(scope="session")
+def built_book(tmp_path_factory) -> Path:
+    """The book, built once per test run with zero warnings allowed. While working on the
+    tests only, MCF_BUILT_BOOK=<folder of a finished build's html> reuses that build."""
+    if os.environ.get("MCF_BUILT_BOOK"):
+        return Path(os.environ["MCF_BUILT_BOOK"])
+    out = tmp_path_factory.mktemp("book")
+    jb = Path(sys.executable).with_name("jupyter-book")
+    result = subprocess.run([str(jb), "build", ".", "-W", "-n", "--keep-going",
+                             "--path-output", str(out)], cwd=ROOT, capture_output=True,
+                            text=True, check=False)
+    log = result.stdout + result.stderr
+    warnings = [line for line in log.splitlines() if re.search(r"\b(WARNING|ERROR|CRITICAL):", line)]
+    assert result.returncode == 0 and not warnings, "book build failed:\n" + "\n".join(warnings or [log[-3000:]])
+    return out / "_build" / "html"

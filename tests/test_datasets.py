@@ -169,3 +169,20 @@ def test_data_loads_over_http_like_on_colab(monkeypatch):
     finally:
         server.shutdown()
     pd.testing.assert_frame_equal(remote, load_dataset("actors", str(DATA)))
+
+
+def test_without_data_or_network_the_message_says_what_to_do(monkeypatch, tmp_path):
+    """A notebook downloaded alone, on a machine that cannot reach the repository."""
+    from mcf_course.data import DataUnavailable, _download
+
+    _download.cache_clear()
+    monkeypatch.setenv(DATA_ENV, "http://127.0.0.1:9/datasets/")  # nothing listens there
+    with pytest.raises(DataUnavailable) as caught:
+        load_dataset("actors")
+    message = str(caught.value)
+    assert "could not be downloaded" in message and DATA_ENV in message and "archive" in message
+    rendered = caught.value._render_traceback_()  # what IPython shows instead of a traceback
+    assert rendered[0].startswith("DataUnavailable:") and not any("Traceback" in line for line in rendered)
+    monkeypatch.setenv(DATA_ENV, str(tmp_path))  # a folder without the data
+    with pytest.raises(DataUnavailable, match="datapackage.json"):
+        load_dataset("actors")

@@ -42,7 +42,7 @@ def test_one_repository_setting():
     config = yaml.safe_load((ROOT / "_config.yml").read_text(encoding="utf-8"))
     assert config["repository"]["url"] == REPOSITORY_URL, (
         "_config.yml repository.url and mcf_course.data.REPOSITORY_URL must be the same")
-    for path in (ROOT / "solutions").glob("*/*.ipynb"):
+    for path in [*(ROOT / "solutions").glob("*/*.ipynb"), *(ROOT / "book").glob("*.md")]:
         urls = set(re.findall(r"git\+(https://github\.com/[\w./-]+)", path.read_text()))
         assert urls <= {REPOSITORY_URL}, f"{path.name} installs from {urls}"
 

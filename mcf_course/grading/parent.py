@@ -30,7 +30,7 @@ import time
 
 PRELOAD = ["numpy", "pandas", "matplotlib", "matplotlib.pyplot", "matplotlib_inline.backend_inline",
            "IPython", "ipykernel.kernelapp", "ipykernel.ipkernel", "ipywidgets", "mcf_course.data",
-           "mcf_course.plotting", "mcf_course.figures"]
+           "mcf_course.plotting"]
 PR_SET_DUMPABLE = 4
 KERNEL_LOG = "/run/kernel/kernel.log"
 

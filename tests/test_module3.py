@@ -1,4 +1,4 @@
-"""Module 3's layer map, explorer and growth plot: counts match the data, controls react."""
+"""Module 3's layer map, explorer and growth plot: counts match the data, every view is there."""
 
 from __future__ import annotations
 
@@ -14,7 +14,8 @@ from matplotlib.axes import Axes  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 from mcf_course import load_dataset  # noqa: E402
-from mcf_course.architecture import (  # noqa: E402
+from mcf_course.explorer import stack_views  # noqa: E402
+from mcf_course.modules.module3 import (  # noqa: E402
     ANALYTIC_LAYERS,
     JUDGMENT_CALL,
     OFFICIAL_SYSTEMS,
@@ -109,22 +110,20 @@ def test_selection_joins_documents_and_actors(elements, events, actors):
         layer_selection(elements, events, actors, "sector", "data")
 
 
-def test_explorer_reacts_to_its_controls(elements, events, actors):
+def test_explorer_has_one_view_per_choice_linked_to_its_control(elements, events, actors):
     explorer = layer_explorer(elements, events, actors)
-    pick, show = explorer.children[0].children
-    summary = explorer.children[1]
-    for layer in show.options:
-        show.value = layer
-        n = len(layer_selection(elements, events, actors, "analytic_layer", layer)["elements"])
-        assert f"{n} elements" in summary.value
-    pick.value = "official_system"
-    assert list(show.options) == [*OFFICIAL_SYSTEMS, SUPPORT]
-    for system in show.options:
-        show.value = system
-        n = (elements["official_system"] == system).sum()
-        assert f"{system}</b> — {n} elements" in summary.value
-    pick.value = "analytic_layer"
-    assert JUDGMENT_CALL in show.options and show.value == ANALYTIC_LAYERS[0]
+    (show,) = explorer.children[0].children
+    assert show.options[show.index] == "layer: coordination", "the first view is the chapter's figure"
+    assert len(show.options) == len(ANALYTIC_LAYERS) + 1 + len(OFFICIAL_SYSTEMS) + 1
+    found = stack_views(explorer)
+    assert len(found) == len(show.options) and len(set(found.values())) == len(found), "views differ"
+    for (i,), page in found.items():
+        kind, value = show.options[i].split(": ")
+        by = "analytic_layer" if kind == "layer" else "official_system"
+        n = len(layer_selection(elements, events, actors, by, value)["elements"])
+        assert f"{value}: {n} elements" in page and 'alt="' in page, show.options[i]
+    assert explorer.children[1].selected_index == show.index
+    plt.close("all")
 
 
 def test_figures_return_axes_and_figures(elements, events, actors, stats):

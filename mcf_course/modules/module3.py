@@ -1,4 +1,4 @@
-"""Module 3: the Industrial Internet on two maps, the official architecture and the analytic lens.
+"""Module 3 — the Industrial Internet on two maps, the official architecture and the analytic lens.
 
 The ``architecture_elements`` dataset places each programme element twice: in the official
 functional system that Chinese documents use (``official_system``) and, where the placement
@@ -11,7 +11,7 @@ weak figures apart, and an explorer (with a static twin) that shows, for one lay
 official system, the elements, the documents that name them and the actors tied to those
 documents.
 
-Like ``mcf_course.figures``, nothing here reads files or changes the global style, and the
+Like the other module files, nothing here reads files or changes the global style, and the
 figures carry no Chinese characters (many build machines lack the fonts).
 """
 
@@ -27,8 +27,7 @@ from matplotlib.colors import LinearSegmentedColormap
 from matplotlib.lines import Line2D
 from matplotlib.patches import Rectangle
 
-from mcf_course.figures import partial_date_midpoint
-from mcf_course.plotting import OKABE_ITO
+from mcf_course.plotting import OKABE_ITO, partial_date_midpoint
 
 __all__ = [
     "ANALYTIC_LAYERS",
@@ -329,52 +328,35 @@ def layer_explorer(
 ):
     """Pick an analytic layer or an official system; see its elements, documents and actors.
 
-    Controls: "Pick from" (analytic layer or official system) and "Show" (the layer or
-    system; the options follow the first control). Below them: a one-line summary, the
-    figure of ``layer_explorer_figure`` for the choice, and three tables (elements,
-    documents joined from ``policy_timeline``, actors joined through ``key_event_id``).
-    Returns an ipywidgets ``VBox``; it works only in a live kernel.
+    One control lists every analytic layer (and the judgment calls) and every official
+    system; each view is the figure of ``layer_explorer_figure`` for that choice, a sentence,
+    and the table of its elements. Works in the static book and in a live notebook (see
+    ``mcf_course.explorer``). ``by`` and ``value`` choose the view shown first.
     """
-    import ipywidgets as widgets
-    from IPython.display import display
+    from mcf_course.explorer import choice_explorer, figure_html
 
     _check_choice(elements, by, value)
-    choices = {"analytic_layer": [*ANALYTIC_LAYERS, JUDGMENT_CALL],
-               "official_system": _system_order(elements)}
-    pick = widgets.ToggleButtons(options=[(label, key) for key, label in _BY.items()],
-                                 value=by, description="Pick from")
-    show = widgets.Dropdown(options=choices[by], value=value, description="Show")
-    summary = widgets.HTML()
-    plot_out, table_out = widgets.Output(), widgets.Output()
+    choices = [(f"layer: {layer}", ("analytic_layer", layer)) for layer in [*ANALYTIC_LAYERS, JUDGMENT_CALL]]
+    choices += [(f"system: {system}", ("official_system", system)) for system in _system_order(elements)]
 
-    def update(*_):
-        if show.value not in choices[pick.value]:
-            return  # the options are being swapped; the swap triggers its own update
-        selection = layer_selection(elements, events, actors, pick.value, show.value)
-        n_el, n_doc = len(selection["elements"]), len(selection["documents"])
-        summary.value = (f"<b>{_BY[pick.value]}: {show.value}</b> — {n_el} elements from "
-                         f"{n_doc} documents; {len(selection['actors'])} actors tied to "
-                         "those documents")
-        with plot_out:
-            plot_out.clear_output(wait=True)
-            fig = layer_explorer_figure(elements, events, actors, pick.value, show.value)
-            display(fig)
-            plt.close(fig)
-        with table_out:
-            table_out.clear_output(wait=True)
-            for name, frame in selection.items():
-                display(widgets.HTML(f"<b>{name.capitalize()}</b>"))
-                display(frame)
+    def describe(choice):
+        selection = layer_selection(elements, events, actors, *choice)
+        return (f"{_BY[choice[0]]} {choice[1]}: {len(selection['elements'])} elements named in "
+                f"{len(selection['documents'])} documents; {len(selection['actors'])} actors tied "
+                "to those documents.")
 
-    def switch_map(change):
-        show.options = choices[change["new"]]
-        show.value = choices[change["new"]][0]
-        update()
+    def draw(choice):
+        selection = layer_selection(elements, events, actors, *choice)
+        table = selection["elements"][["element_id", "element_en", "official_system", "analytic_layer",
+                                       "event_id", "confidence"]].to_html(index=False, border=0, na_rep="")
+        sentence = describe(choice)
+        return (figure_html(layer_explorer_figure(elements, events, actors, *choice),
+                            f"Layer map with {choice[1]} outlined, and the documents naming its "
+                            f"elements: {sentence}", sentence)
+                + f"<details><summary>The elements in this view</summary>{table}</details>")
 
-    pick.observe(switch_map, names="value")
-    show.observe(update, names="value")
-    update()
-    return widgets.VBox([widgets.HBox([pick, show]), summary, plot_out, table_out])
+    start = [c for _, c in choices].index((by, value))
+    return choice_explorer({"Show": choices}, draw, describe, default={"Show": start})
 
 
 def _series_rows(stats: pd.DataFrame, series: str) -> pd.DataFrame:
