@@ -5,10 +5,16 @@ course uses (types string, date, boolean, integer, number; the constraints requi
 pattern, enum, minimum and maximum; foreign keys), so that every problem is reported with the file, the row
 and the field, in words a student can act on.
 
-Two course conventions go beyond the standard:
+Three course conventions go beyond the standard:
 - a string field whose pattern is ``PARTIAL_DATE_PATTERN`` holds a date of mixed precision
   (``YYYY``, ``YYYY-MM`` or ``YYYY-MM-DD``), which must also be a real calendar date;
-- where a resource has fields ``X`` and ``X_precision``, the precision must match ``X``.
+- where a resource has fields ``X`` and ``X_precision``, the precision must match ``X``;
+- every row's ``evidence`` is either a marked quotation of the cited source (“…”, at most
+  ``QUOTE_LIMIT`` characters, optionally followed by a bracketed note) or ``No quote:`` and the
+  reason; and where the resource's ``evidence_checks`` name number or date fields, each such
+  value of the row appears in its evidence (a number in any of the forms sources write it:
+  ``2.13万亿``, ``629.1 billion``, ``6291亿``, ``120``; a date by its year), so that a reviewer can
+  see at once what the quotation does or does not support (``check_evidence``).
 """
 
 from __future__ import annotations
@@ -20,6 +26,16 @@ from dataclasses import dataclass
 from datetime import date
 
 PARTIAL_DATE_PATTERN = "[0-9]{4}(-[0-9]{2}(-[0-9]{2})?)?"
+QUOTE_LIMIT = 220  # characters inside the quotation marks ("about 200")
+NO_QUOTE = "No quote: "
+_QUOTE = re.compile(r"“(?P<quote>.+)”(?: \[(?P<note>.+)\])?", re.S)
+# Multipliers for numbers as sources write them; a unit's first word sets the row's scale.
+_SCALES = {"thousand": 1e3, "million": 1e6, "billion": 1e9, "trillion": 1e12,
+           "万": 1e4, "亿": 1e8, "万亿": 1e12, "千": 1e3, "百万": 1e6,
+           "萬": 1e4, "億": 1e8, "萬億": 1e12}  # traditional characters, as reposts write them
+_NUMBER = re.compile(r"(?P<n>\d+(?:[.,]\d+)*)\s*(?:多|余)?(?P<scale>万亿|萬億|百万|万|萬|亿|億|千|thousand|million|billion|trillion)?",
+                     re.I)
+_HAN_DIGITS = {"一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9}
 PRECISION_OF_LENGTH = {4: "year", 7: "month", 10: "day"}
 BOOLEAN_VALUES = {"true": True, "false": False}
 
@@ -64,6 +80,75 @@ def parse_partial_date(value: str) -> date:
         raise ValueError(f"{value!r} is not YYYY, YYYY-MM or YYYY-MM-DD")
     parts = [int(p) for p in value.split("-")] + [1, 1]
     return date(parts[0], parts[1], parts[2])
+
+
+def _numbers_in(text: str) -> list[float]:
+    """Every number in ``text``, with the scale word after it applied (both 2.13 and 2.13e12
+    for "2.13万亿"), and small numbers written in Chinese characters (五 = 5, 十二 = 12)."""
+    found = []
+    for match in _NUMBER.finditer(text):
+        raw = match.group("n")
+        plain = float(raw.replace(",", "")) if raw.count(".") <= 1 else None
+        if plain is None:
+            continue
+        found.append(plain)
+        if match.group("scale"):
+            found.append(plain * _SCALES[match.group("scale").lower()])
+    for match in re.finditer(r"([一二两三四五六七八九]?)十([一二三四五六七八九]?)|([一二两三四五六七八九])", text):
+        if match.group(3):
+            found.append(float(_HAN_DIGITS[match.group(3)]))
+        else:
+            tens = _HAN_DIGITS.get(match.group(1), 1) if match.group(1) else 1
+            found.append(float(tens * 10 + _HAN_DIGITS.get(match.group(2), 0)))
+    return found
+
+
+def number_supported(value: float, unit: str, text: str) -> bool:
+    """Whether ``value`` (in ``unit``, e.g. "trillion yuan") appears in ``text`` in some form."""
+    first = (unit or "").split()[0].lower() if unit else ""
+    targets = {value, value * _SCALES.get(first, 1.0)}
+    return any(abs(n - t) <= 1e-9 * max(1.0, abs(t)) for n in _numbers_in(text) for t in targets)
+
+
+def check_evidence(resource: dict, row: dict) -> list[tuple[str, str]]:
+    """(field, message) for each way the row's evidence falls short (see the module docstring)."""
+    evidence = (row.get("evidence") or "").strip()
+    problems = []
+    if evidence.startswith(NO_QUOTE):
+        if len(evidence) < len(NO_QUOTE) + 20:
+            problems.append(("evidence", "'No quote:' must say why no quotation can be given"))
+        text = evidence
+    else:
+        match = _QUOTE.fullmatch(evidence)
+        if not match:
+            return [("evidence", "must be a quotation in “ ” (with an optional [note] after it) "
+                                 f"or begin with {NO_QUOTE!r} and give the reason")]
+        if len(match.group("quote")) > QUOTE_LIMIT:
+            problems.append(("evidence", f"the quotation is {len(match.group('quote'))} characters; "
+                                         f"keep it to about {QUOTE_LIMIT - 20} (cut with …)"))
+        if not (row.get("evidence_url") or row.get("source_url") or "").strip():
+            problems.append(("evidence_url", "a quotation needs the URL where it can be read "
+                                             "(evidence_url, or source_url)"))
+        text = evidence
+    checks = resource.get("evidence_checks", {})
+    unit_field = checks.get("unit")
+    for name in checks.get("numbers", []):
+        raw = (row.get(name) or "").strip()
+        try:
+            wanted = [float(raw)] if raw else []
+        except ValueError:  # a number in words: "more than 300,000 by 2020" (years are dates)
+            wanted = [n for n in _numbers_in(raw) if not (1900 <= n <= 2100 and n == int(n))]
+        unit = row.get(unit_field, "") if unit_field else ""
+        missing = [n for n in wanted if not number_supported(n, unit, text)]
+        if missing:
+            problems.append(("evidence", f"the {name} {raw!r} does not appear in the evidence "
+                                         f"(looked for {', '.join(f'{n:g}' for n in missing)})"))
+    for name in checks.get("dates", []):
+        raw = (row.get(name) or "").strip()
+        if raw and raw[:4] not in text and raw[:4] not in (row.get("evidence_url") or ""):
+            problems.append(("evidence", f"the year of {name} ({raw[:4]}) appears neither in the "
+                                         "evidence nor in its URL"))
+    return problems
 
 
 def _check_value(field: dict, value: str) -> str | None:
@@ -153,6 +238,11 @@ def check_resource(resource: dict, text: str, known_keys: dict | None = None) ->
                 problems.append(Problem(file, number, f"{name}_precision",
                                         f"says {precision!r} but {name} {value!r} is given "
                                         f"to the {expected_precision}"))
+
+    if "evidence" in expected:
+        for number, row in enumerate(rows, start=1):
+            if (row.get("evidence") or "").strip():  # an empty one is already 'required'
+                problems += [Problem(file, number, name, message) for name, message in check_evidence(resource, row)]
 
     for foreign in resource["schema"].get("foreignKeys", []):
         (name,) = foreign["fields"]

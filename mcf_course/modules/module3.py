@@ -70,7 +70,7 @@ DOCUMENT_LABELS = {
 }
 
 _BY = {"analytic_layer": "analytic layer", "official_system": "official system"}
-_QUALIFIER_SIGNS = {"exact": "", "more than": ">", "about": "~", "nearly": "nearly ",
+_QUALIFIER_SIGNS = {"exact": "", "more than": ">", "about": "~", "nearly": "nearly ", "expected": "exp. ",
                     "at least": ">="}
 _ELEMENT_COLUMNS = ["element_id", "element_en", "official_system", "analytic_layer",
                     "event_id", "target", "confidence"]
