@@ -23,7 +23,8 @@ c.OverwriteCells.add_missing_cells = True
 
 # What students see in place of a solution.
 c.ClearSolutions.code_stub = {
-    "python": "# YOUR CODE HERE\nraise NotImplementedError()",
+    "python": '# YOUR CODE HERE\nraise NotImplementedError("Replace this line with your answer, as the question '
+              'above asks, then run the test cell below it.")',
 }
 c.ClearSolutions.text_stub = "YOUR ANSWER HERE"
 

@@ -33,8 +33,8 @@ _QUOTE = re.compile(r"“(?P<quote>.+)”(?: \[(?P<note>.+)\])?", re.S)
 _SCALES = {"thousand": 1e3, "million": 1e6, "billion": 1e9, "trillion": 1e12,
            "万": 1e4, "亿": 1e8, "万亿": 1e12, "千": 1e3, "百万": 1e6,
            "萬": 1e4, "億": 1e8, "萬億": 1e12}  # traditional characters, as reposts write them
-_NUMBER = re.compile(r"(?P<n>\d+(?:[.,]\d+)*)\s*(?:多|余)?(?P<scale>万亿|萬億|百万|万|萬|亿|億|千|thousand|million|billion|trillion)?",
-                     re.I)
+_NUMBER = re.compile(r"(?P<n>\d+(?:[.,]\d+)*)\s*(?:多|余)?"
+                     r"(?P<scale>万亿|萬億|百万|万|萬|亿|億|千|thousand|million|billion|trillion)?", re.I)
 _HAN_DIGITS = {"一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9}
 PRECISION_OF_LENGTH = {4: "year", 7: "month", 10: "day"}
 BOOLEAN_VALUES = {"true": True, "false": False}

@@ -31,6 +31,12 @@ def grade_id(cell) -> str | None:
     return cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
 
 
+def autograded_points(nb) -> dict[str, float]:
+    """Points of each autograded test cell of a notebook, by grade_id."""
+    return {grade_id(c): c.metadata["nbgrader"]["points"] for c in nb.cells
+            if c.cell_type == "code" and c.get("metadata", {}).get("nbgrader", {}).get("grade")}
+
+
 def find_cell(nb, gid: str):
     return next(c for c in nb.cells if grade_id(c) == gid)
 

@@ -171,7 +171,7 @@ def test_explorers_render_and_respond(site, browser):
         assert explorers.count() >= 1, f"{name}: no explorer rendered"
         explorer = explorers.first
 
-        def shown() -> str:  # the caption of the view now visible
+        def shown(explorer=explorer) -> str:  # the caption of the view now visible
             return explorer.locator("figcaption:visible").first.inner_text()
 
         before = shown()

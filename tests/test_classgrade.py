@@ -28,7 +28,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from conftest import ROOT, find_cell, grade_id, nbgrader, with_answers_from
+from conftest import ROOT, autograded_points, find_cell, grade_id, nbgrader, with_answers_from
 
 from mcf_course.grading import grade_class
 from mcf_course.grading.command import main
@@ -37,12 +37,12 @@ from mcf_course.grading.sandbox import UID_BASE, processes_of
 
 MODULE = "module1"
 SOURCE = nbformat.read(ROOT / "solutions" / MODULE / f"{MODULE}.ipynb", as_version=4)
-POINTS = {grade_id(c): c.metadata["nbgrader"]["points"] for c in SOURCE.cells
-          if c.get("metadata", {}).get("nbgrader", {}).get("grade") and c.cell_type == "code"}
+POINTS = autograded_points(SOURCE)
 FULL = sum(POINTS.values())
 ANSWERS = [grade_id(c) for c in SOURCE.cells if c.cell_type == "code"
            and c.get("metadata", {}).get("nbgrader", {}).get("solution")]
-FIRST, LAST = ANSWERS[0], ANSWERS[-1]  # the first and last answer cells
+FIRST = ANSWERS[0]
+LAST = [a for a in ANSWERS if "\ndef " in "\n" + find_cell(SOURCE, a).source][-1]  # last one with a function
 TESTS_OF = {a: a.replace("_answer", "_tests") for a in ANSWERS}
 SECRET = "MCF-SECRET-SENTINEL-7f3a"     # in the grader's environment: no kernel may see it
 DAEMON = "MCF-LEFT-BEHIND-MARKER-91c2"  # in the command line of left-behind processes
@@ -202,6 +202,8 @@ def corpus(tmp_path_factory, listener):
     b = lambda: copy.deepcopy(blank)  # noqa: E731
     without_first = with_answers_from(solution, blank, {FIRST})
     first_points, last_points = POINTS[TESTS_OF[FIRST]], POINTS[TESTS_OF[LAST]]
+    tests_in_order = list(POINTS)  # a dead kernel loses its state: the later tests fail too
+    from_last_points = sum(POINTS[t] for t in tests_in_order[tests_in_order.index(TESTS_OF[LAST]):])
 
     cases = {}  # student: (notebook or raw bytes, file name, expected status, expected score, extra files)
 
@@ -279,7 +281,7 @@ def corpus(tmp_path_factory, listener):
     case("exit-in-test", in_function(answer_with(s(), LAST, (  # dies only when a test calls it
         "import builtins\nbuiltins.IN_TEST = False\nget_ipython().events.register('pre_run_cell', "
         "lambda info: setattr(builtins, 'IN_TEST', 'assert' in info.raw_cell))"), before=True),
-        LAST, "import builtins, os; builtins.IN_TEST and os._exit(0)"), FULL - last_points, "kernel died")
+        LAST, "import builtins, os; builtins.IN_TEST and os._exit(0)"), FULL - from_last_points, "kernel died")
     case("skip-tests", answer_with(b(), FIRST, (
         "get_ipython().input_transformers_cleanup.append(lambda lines: [])"), before=True), 0,
          "incomplete tests")

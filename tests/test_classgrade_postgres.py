@@ -12,7 +12,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from conftest import ROOT, with_answers_from
+from conftest import ROOT, autograded_points, with_answers_from
 
 from mcf_course.grading import grade_class
 
@@ -78,13 +78,15 @@ def test_grades_land_in_postgresql_and_match_sqlite(postgres, tmp_path):
         (course / "submitted" / "broken" / MODULE / f"{MODULE}.ipynb").write_text("{")
         courses[name] = course
 
+    points = autograded_points(solution)
+    full, partial = sum(points.values()), sum(points.values()) - points["q3_tests"]
     in_pg = {o.student: o for o in grade_class(courses["pg"], MODULE, db_url=postgres,
                                                workers=2, quiet=True)}
     in_sqlite = {o.student: o for o in grade_class(courses["sqlite"], MODULE, workers=2,
                                                    quiet=True)}
     assert {s: o.scores for s, o in in_pg.items()} == {s: o.scores for s, o in in_sqlite.items()}
-    assert {s: o.score for s, o in in_pg.items()} == {"good": 16, "blank": 0, "partial": 13,
-                                                      "broken": 0}
+    assert {s: o.score for s, o in in_pg.items()} == {"good": full, "blank": 0,
+                                                      "partial": partial, "broken": 0}
     assert not (courses["pg"] / "gradebook.db").exists(), "nothing should go to a SQLite file"
 
     from nbgrader.api import Gradebook
@@ -92,4 +94,4 @@ def test_grades_land_in_postgresql_and_match_sqlite(postgres, tmp_path):
     with Gradebook(postgres) as gb:  # read back from the server itself
         students = {s.student.id for s in gb.assignment_submissions(MODULE)}
         assert students == {"good", "blank", "partial", "broken"}
-        assert gb.find_submission_notebook(MODULE, MODULE, "good").score == 16
+        assert gb.find_submission_notebook(MODULE, MODULE, "good").score == full

@@ -14,6 +14,8 @@ import nbformat
 import pytest
 from conftest import MODULES, ROOT, find_cell, grade_id, with_answers_from
 
+from mcf_course.grading.feedback import failing_cell_line, hidden_line_range, without_hidden_region
+
 # Answer cells left unanswered in the "partial" submission, and the test cells they feed.
 PARTIAL_SKIPS = {
     "module1": {"q3_answer": "q3_tests", "q7_answer": "q7_tests"},
@@ -38,6 +40,35 @@ HARD_CODED = {
                 "    table = pd.crosstab(real['official_system'], real['analytic_layer'].fillna('judgment call'))\n"
                 "    return table.reindex(index=OFFICIAL_SYSTEMS, columns=ANALYTIC_LAYERS + ['judgment call'],\n"
                 "                         fill_value=0)\n"),
+}
+
+
+# An answer that passes the visible tests (on the real data and the practice data) but is not
+# general: only the hidden tests, on other fictional data, can catch it.
+NARROW = {
+    "module1": ("q1_answer", "q1_tests",
+                "def theme_counts(events):\n"
+                "    return events['theme'].value_counts(ascending=len(events) < 10)\n"),
+    "module2": ("q3_answer", "q3_tests",
+                "def release_gaps(events):\n"
+                "    both = events.dropna(subset=['written_date', 'release_date'])\n"
+                "    gaps = (both['release_date'] - both['written_date']).dt.days.set_axis(both['event_id'])\n"
+                "    return gaps[gaps > 0].sort_values(ascending=False)\n"
+                "\n"
+                "longest_gap_id = release_gaps(events).index[0]\n"),
+    "module3": ("q7_answer", "q7_tests",
+                "def measure_runs(stats, series):\n"
+                "    rows = stats[stats['series'] == series].sort_values(['as_of', 'stat_id'])\n"
+                "    runs = rows.groupby('measure_kind').agg(\n"
+                "        n_rows=('stat_id', 'size'), first_as_of=('as_of', 'min'),\n"
+                "        last_as_of=('as_of', 'max'), stat_ids=('stat_id', ', '.join))\n"
+                "    runs = runs.reset_index().sort_values(['n_rows', 'measure_kind'], ascending=[False, False])\n"
+                "    return runs.reset_index(drop=True)\n"
+                "\n"
+                "industry_runs = measure_runs(stats, 'industry scale (various measures)')\n"
+                "core_growth = growth(stats, 'S35', 'S36')\n"
+                "by_id = stats.set_index('stat_id')\n"
+                "mixed_multiple = by_id.loc['S36', 'value'] / by_id.loc['S31', 'value']\n"),
 }
 
 
@@ -74,11 +105,15 @@ def graded(course):
         hard_coded = copy.deepcopy(source)
         answer, _, code = HARD_CODED[module]
         find_cell(hard_coded, answer).source = code
+        narrow = copy.deepcopy(source)
+        answer, _, code = NARROW[module]
+        find_cell(narrow, answer).source = code
         submissions = {
             "solution": source,
             "unchanged": released,
             "partial": partial,
             "hard-coded": hard_coded,
+            "narrow": narrow,
             "partial-tests-edited": break_tests(partial, set(skips.values()), "edit"),
             "partial-tests-deleted": break_tests(partial, set(skips.values()), "delete"),
             "blank-tests-edited": break_tests(released, set(auto), "edit"),
@@ -130,6 +165,18 @@ def test_hidden_tests_catch_a_hard_coded_answer(graded, module):
     scores = graded.scores(module, "hard-coded")
     assert scores[tests] == 0
     assert {g: scores[g] for g in auto if g != tests} == {g: p for g, p in auto.items() if g != tests}
+
+
+@pytest.mark.parametrize("module", MODULES)
+def test_only_hidden_tests_catch_an_answer_that_is_not_general(graded, module):
+    _, tests, _ = NARROW[module]
+    scores = graded.scores(module, "narrow")
+    assert scores[tests] == 0
+    executed = nbformat.read(graded.root / "autograded" / "narrow" / module / f"{module}.ipynb", as_version=4)
+    cell = find_cell(executed, tests)
+    (error,) = [o for o in cell.outputs if o.output_type == "error"]
+    line = failing_cell_line(error.traceback)
+    assert line in hidden_line_range(cell.source), "the visible tests pass: only a hidden test fails"
 
 
 @pytest.mark.parametrize("module", MODULES)
@@ -207,13 +254,17 @@ def test_feedback_shows_no_hidden_test(graded, module):
         if "### BEGIN HIDDEN TESTS" in cell.source:
             region = cell.source.split("### BEGIN HIDDEN TESTS")[1].split("### END HIDDEN TESTS")[0]
             hidden_lines |= {line.strip() for line in region.splitlines() if len(line.strip()) > 12}
+    # A line that also stands outside the hidden regions (practice data, or the answer code a
+    # student wrote the same way) is no secret.
+    visible = "\n".join(without_hidden_region(c.source) for c in source.cells)
+    hidden_lines = {line for line in hidden_lines if line not in visible}
     assert hidden_lines
-    for student in ("partial", "unchanged", "solution", "hard-coded"):
+    for student in ("partial", "unchanged", "solution", "hard-coded", "narrow"):
         html_path = graded.root / "feedback" / student / module / f"{module}.html"
         text = html.unescape(re.sub(r"<[^>]+>", "", html_path.read_text(encoding="utf-8")))
         assert "HIDDEN TESTS" not in text
         leaked = [line for line in hidden_lines if line in text]
         assert not leaked, f"{student}'s feedback shows hidden test lines: {leaked[:3]}"
-    hard_coded = html.unescape((graded.root / "feedback" / "hard-coded" / module /
-                                f"{module}.html").read_text(encoding="utf-8"))
-    assert "A hidden test failed" in hard_coded, "a failed hidden test should be reported, without details"
+    narrow_html = graded.root / "feedback" / "narrow" / module / f"{module}.html"
+    narrow = html.unescape(narrow_html.read_text(encoding="utf-8"))
+    assert "A hidden test failed" in narrow, "a failed hidden test should be reported, without details"

@@ -65,15 +65,15 @@ def _normal(text: str) -> str:
 
 
 def hidden_snippets(cells) -> list[str]:
-    """Every hidden-test line worth hiding, whitespace-normalised, from the given cells."""
-    snippets = {BEGIN, END}
+    """Every hidden-test line worth hiding, whitespace-normalised, from the given cells: lines of
+    the hidden regions that do not also stand, for all to see, elsewhere in the notebook."""
+    snippets, visible = {BEGIN, END}, set()
     for cell in cells:
-        source = cell.get("source", "") if cell.get("cell_type") == "code" else ""
-        hidden = hidden_line_range(source)
-        if hidden is not None:
-            lines = source.splitlines()
-            snippets |= {_normal(lines[i - 1]) for i in hidden if i <= len(lines)}
-    return sorted(s for s in snippets if len(s) >= SNIPPET_LENGTH)
+        source = cell.get("source", "")
+        hidden = hidden_line_range(source) if cell.get("cell_type") == "code" else None
+        for number, line in enumerate(source.splitlines(), 1):
+            (snippets if hidden is not None and number in hidden else visible).add(_normal(line))
+    return sorted(s for s in snippets - visible if len(s) >= SNIPPET_LENGTH)
 
 
 def output_text(output) -> str:
