@@ -94,6 +94,8 @@ def _numbers_in(text: str) -> list[float]:
         found.append(plain)
         if match.group("scale"):
             found.append(plain * _SCALES[match.group("scale").lower()])
+    for match in re.finditer(r"(?<![\d.,])(十|百|千)(万亿|亿|万)", text):  # 千亿 = 1e11, 百万 handled above
+        found.append({"十": 10, "百": 100, "千": 1000}[match.group(1)] * _SCALES[match.group(2)])
     for match in re.finditer(r"([一二两三四五六七八九]?)十([一二三四五六七八九]?)|([一二两三四五六七八九])", text):
         if match.group(3):
             found.append(float(_HAN_DIGITS[match.group(3)]))
@@ -145,7 +147,8 @@ def check_evidence(resource: dict, row: dict) -> list[tuple[str, str]]:
                                          f"(looked for {', '.join(f'{n:g}' for n in missing)})"))
     for name in checks.get("dates", []):
         raw = (row.get(name) or "").strip()
-        if raw and raw[:4] not in text and raw[:4] not in (row.get("evidence_url") or ""):
+        where = row.get("evidence_url") or row.get("source_url") or ""  # where the quotation is read
+        if raw and raw[:4] not in text and raw[:4] not in where:
             problems.append(("evidence", f"the year of {name} ({raw[:4]}) appears neither in the "
                                          "evidence nor in its URL"))
     return problems
