@@ -43,6 +43,10 @@ THEME_ORDER = ["MCF", "both", "Industrial Internet", "foreign response"]
 #: Marker shape for each value of a ``*_precision`` column.
 PRECISION_MARKERS = {"day": "o", "month": "s", "year": "D"}
 
+#: How a figure's ``qualifier`` is written beside it on a chart (">340", "~10", ">=120").
+QUALIFIER_SIGNS = {"exact": "", "more than": ">", "about": "~", "nearly": "nearly ", "expected": "exp. ",
+                   "at least": ">="}
+
 CONFIDENCE_COLORS = {
     "high": OKABE_ITO["blue"],
     "medium": OKABE_ITO["sky blue"],

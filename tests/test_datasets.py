@@ -118,6 +118,21 @@ BROKEN = [
      "does not match any policy_timeline row"),
     ("terms", set_cell(1, "source_url", "www.example.org/page"), "terms.csv", "row 1",
      "source_url", "expected form"),
+    # evidence: a quotation, or a reason; the row's numbers and year must be in it
+    ("actors", set_cell(4, "evidence", "The ministry said so."), "actors.csv", "row 4", "evidence",
+     "must be a quotation"),
+    ("terms", set_cell(2, "evidence", "No quote: none"), "terms.csv", "row 2", "evidence",
+     "must say why"),
+    ("platform_stats", set_cell(5, "value", "4242"), "platform_stats.csv", "row 5", "evidence",
+     "does not appear in the evidence"),
+    ("identifier_stats", set_cell(3, "as_of", "1999-12"), "identifier_stats.csv", "row 3", "evidence",
+     "year of as_of (1999)"),
+    ("shipbuilding_ecosystem", set_cell(1, "evidence", "“" + "很长" * 150 + "”"), "shipbuilding_ecosystem.csv",
+     "row 1", "evidence", "characters"),
+    ("identifier_nodes", set_cell(2, "disputed", "perhaps"), "identifier_nodes.csv", "row 2", "disputed",
+     "boolean"),
+    ("shipbuilding_ecosystem", set_cell(5, "evidence_kind", "rumour"), "shipbuilding_ecosystem.csv", "row 5",
+     "evidence_kind", "not an allowed category"),
 ]
 
 

@@ -27,7 +27,7 @@ from matplotlib.colors import LinearSegmentedColormap
 from matplotlib.lines import Line2D
 from matplotlib.patches import Rectangle
 
-from mcf_course.plotting import OKABE_ITO, partial_date_midpoint
+from mcf_course.plotting import OKABE_ITO, QUALIFIER_SIGNS, partial_date_midpoint
 
 __all__ = [
     "ANALYTIC_LAYERS",
@@ -70,8 +70,6 @@ DOCUMENT_LABELS = {
 }
 
 _BY = {"analytic_layer": "analytic layer", "official_system": "official system"}
-_QUALIFIER_SIGNS = {"exact": "", "more than": ">", "about": "~", "nearly": "nearly ", "expected": "exp. ",
-                    "at least": ">="}
 _ELEMENT_COLUMNS = ["element_id", "element_en", "official_system", "analytic_layer",
                     "event_id", "target", "confidence"]
 _DOCUMENT_COLUMNS = ["event_id", "date", "title_en", "issuer", "doc_type", "confidence"]
@@ -418,7 +416,7 @@ def plot_series(
                       linewidth=2, alpha=0.6, zorder=2)
         ax.scatter([when[index]], [row["value"]], zorder=3, **styles[kind])
         if label_points:
-            sign = _QUALIFIER_SIGNS.get(row["qualifier"], "")
+            sign = QUALIFIER_SIGNS.get(row["qualifier"], "")
             text = f"{sign}{row['value']:g}"
             text += {"target": " target", "low": " (low)"}.get(kind, "")
             near = (when - when[index]).abs().dt.days.lt(240)
