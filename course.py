@@ -103,7 +103,8 @@ def main(argv: list[str]) -> None:
         for module in sorted(p.name for p in (ROOT / "solutions").iterdir() if p.is_dir()):
             run("nbgrader", "generate_assignment", module, "--force", "--no-db")
         for page in book_notebook_pages():  # what the launch buttons open
-            run("jupytext", "--quiet", "--to", "notebook", page.relative_to(ROOT))
+            update = ["--update"] if page.with_suffix(".ipynb").exists() else []  # keeps the cell ids
+            run("jupytext", "--quiet", *update, "--to", "notebook", page.relative_to(ROOT))
 
 
 if __name__ == "__main__":

@@ -42,6 +42,25 @@ def test_module_pages_have_figures_drawn_at_build(built_book):
     assert "Traceback" not in html, "a code cell printed a traceback into the page"
 
 
+MODULE_PAGES = sorted(p.stem for p in (ROOT / "book").glob("module*.md"))
+
+
+@pytest.mark.parametrize("page", MODULE_PAGES)
+def test_module_pages_have_objectives_key_terms_and_self_checks(built_book, page):
+    html = (built_book / "book" / f"{page}.html").read_text(encoding="utf-8")
+    text = re.sub(r"<[^>]+>", " ", html)
+    assert "Learning objectives" in text and "Key terms" in text and "Key points" in text, (
+        f"{page}: objectives, key terms and key points are part of every chapter")
+    checks = [m.start() for m in re.finditer(r"Check yourself", html)]
+    answers = [m.start() for m in re.finditer(r'<details class="[^"]*sd-dropdown', html)]
+    assert len(checks) >= 3, f"{page}: at least three inline self-checks, found {len(checks)}"
+    for where in checks:  # each question is followed by its answer, before the next question
+        following = [a for a in answers if a > where]
+        assert following, f"{page}: a self-check has no dropdown answer after it"
+        later_checks = [c for c in checks if c > where]
+        assert not later_checks or following[0] < later_checks[0], f"{page}: a self-check has no answer of its own"
+
+
 def notebook_pages() -> list[Path]:
     return sorted(p for p in (ROOT / "book").glob("*.md") if "kernelspec:" in p.read_text(encoding="utf-8"))
 
@@ -49,8 +68,9 @@ def notebook_pages() -> list[Path]:
 @pytest.mark.parametrize("page", [p.stem for p in notebook_pages()])
 def test_launch_buttons_open_the_pages_notebook(built_book, page):
     html = (built_book / "book" / f"{page}.html").read_text(encoding="utf-8")
-    colab = re.findall(r'href="(https://colab\.research\.google\.com/[^"]+)"', html)
-    binder = re.findall(r'href="(https://mybinder\.org/[^"]+)"', html)
+    # the theme's launch buttons open in a new tab; links in the page's own text do not
+    colab = re.findall(r'href="(https://colab\.research\.google\.com/[^"]+)" target="_blank"', html)
+    binder = re.findall(r'href="(https://mybinder\.org/[^"]+)" target="_blank"', html)
     assert colab and binder, f"no Colab or Binder button on {page}"
     assert all(url.endswith(f"book/{page}.ipynb") for url in colab), colab
     assert all(f"book/{page}.ipynb" in url for url in binder), binder
