@@ -65,7 +65,8 @@ def scores(course: Path, module: str) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--module", default="module1")
+    parser.add_argument("--module", default="module1",
+                        choices=sorted(p.name for p in (ROOT / "solutions").iterdir() if p.is_dir()))
     parser.add_argument("--students", type=int, default=40)
     parser.add_argument("--workers", type=int, default=None)
     args = parser.parse_args()

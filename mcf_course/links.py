@@ -14,6 +14,8 @@ MODULE_TITLES = {
     "module1": "Module 1 — Not civil-military integration: what Military-Civil Fusion is",
     "module2": "Module 2 — The policy trail: how strategy cascades into plans",
     "module3": "Module 3 — The Industrial Internet as defense industry platform: mapping the layers",
+    "module4": "Module 4 — A dual-use ecosystem: the shipbuilding case and the identifier system",
+    "module5": "Module 5 — Strategy becomes infrastructure: political logic and the analyst's toolkit",
 }
 
 

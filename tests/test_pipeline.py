@@ -21,6 +21,7 @@ PARTIAL_SKIPS = {
     "module1": {"q3_answer": "q3_tests", "q7_answer": "q7_tests"},
     "module2": {"q3_answer": "q3_tests", "q5_answer": "q5_tests"},
     "module3": {"q6_answer": "q6_tests", "q8_answer": "q8_tests"},
+    "module4": {"q3_answer": "q3_tests", "q5_answer": "q5_tests"},
 }
 # An answer that passes the visible tests by reading the real data instead of its argument:
 # the hidden tests must catch it. (module: (answer cell, test cell, code))
@@ -40,6 +41,13 @@ HARD_CODED = {
                 "    table = pd.crosstab(real['official_system'], real['analytic_layer'].fillna('judgment call'))\n"
                 "    return table.reindex(index=OFFICIAL_SYSTEMS, columns=ANALYTIC_LAYERS + ['judgment call'],\n"
                 "                         fill_value=0)\n"),
+    "module4": ("q1_answer", "q1_tests",
+                "def node_counts(nodes):\n"
+                "    real = load_dataset('identifier_nodes')\n"
+                "    named = real[(real['entry'] == 'node') & ~real['disputed']]\n"
+                "    return named['kind'].value_counts()\n"
+                "\n"
+                "undisputed = node_counts(nodes)\n"),
 }
 
 
@@ -69,6 +77,21 @@ NARROW = {
                 "core_growth = growth(stats, 'S35', 'S36')\n"
                 "by_id = stats.set_index('stat_id')\n"
                 "mixed_multiple = by_id.loc['S36', 'value'] / by_id.loc['S31', 'value']\n"),
+    "module4": ("q4_answer", "q4_tests",  # forgets to leave out low-confidence figures
+                "def deadline_check(stats, target_id):\n"
+                "    target = stats.set_index('stat_id').loc[target_id]\n"
+                "    if target['counting'] != 'cumulative':\n"
+                "        raise ValueError('cumulative totals cannot show additions within a year')\n"
+                "    same = ((stats['figure'] == 'reported') & (stats['metric'] == target['metric'])\n"
+                "            & (stats['scope'] == target['scope']) & (stats['unit'] == target['unit'])\n"
+                "            & (stats['counting'] == 'cumulative')\n"
+                "            & (stats['as_of'].str[:4] <= target['target_for']))\n"
+                "    rows = stats[same].sort_values(['as_of', 'stat_id'])\n"
+                "    if rows.empty:\n"
+                "        return (None, False)\n"
+                "    return (rows.iloc[-1]['stat_id'], bool(rows.iloc[-1]['value'] >= target['value']))\n"
+                "\n"
+                "at_deadline = {t: deadline_check(stats, t) for t in ['I24', 'I25', 'I28', 'I29']}\n"),
 }
 
 
