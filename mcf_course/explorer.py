@@ -49,7 +49,7 @@ def views(controls: dict[str, Options]) -> list[tuple[int, ...]]:
 
 def choice_explorer(controls: dict[str, Options], draw: Callable[..., Any],
                     describe: Callable[..., str], default: dict[str, int] | None = None,
-                    alt: Callable[..., str] | None = None):
+                    alt: Callable[..., str] | None = None, sliders: Sequence[str] = ()):
     """An ipywidgets explorer over every combination of ``controls``' options.
 
     Parameters
@@ -65,6 +65,8 @@ def choice_explorer(controls: dict[str, Options], draw: Callable[..., Any],
         is given, used as the image's alt text).
     default : dict, optional
         Control name -> position of the option selected at first (0 by default).
+    sliders : sequence of str, optional
+        Controls to show as a slider over their options (for ordered values such as weights).
 
     Returns
     -------
@@ -79,7 +81,8 @@ def choice_explorer(controls: dict[str, Options], draw: Callable[..., Any],
     widgets_for = []
     for name, options in controls.items():
         labels = [label for label, _ in options]
-        kind = widgets.ToggleButtons if len(labels) <= 4 else widgets.Dropdown
+        kind = (widgets.SelectionSlider if name in sliders
+                else widgets.ToggleButtons if len(labels) <= 4 else widgets.Dropdown)
         control = kind(options=labels, index=default.get(name, 0), description=name,
                        style={"description_width": "initial"})
         widgets_for.append(control)

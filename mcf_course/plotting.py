@@ -15,6 +15,9 @@ machines lack the glyphs; the Chinese stays in the text and tables around them.
 
 from __future__ import annotations
 
+import re
+import textwrap
+
 import matplotlib as mpl
 import matplotlib.pyplot as plt
 import pandas as pd
@@ -106,3 +109,15 @@ def stagger(dates: pd.Series, lane: pd.Series, window_days: int = 240) -> pd.Ser
             offsets[index] = pattern[step % len(pattern)]
             last = when
     return offsets
+
+
+_CJK = re.compile(r"\s*[(（][^()（）]*[\u3400-\u9fff][^()（）]*[)）]|[\u3400-\u9fff]+")
+
+
+def latin_text(name: str, width: int = 46) -> str:
+    """``name`` without Chinese (and the brackets around it), cut to ``width`` characters, for figures."""
+    latin = name
+    while _CJK.search(latin):  # innermost brackets first: "(工业…节点(广州))"
+        latin = _CJK.sub("", latin)
+    latin = re.sub(r"\(\s*\)|（\s*）", "", latin)
+    return textwrap.shorten(latin, width, placeholder="…")

@@ -18,7 +18,6 @@ from mcf_course.modules.module4 import (  # noqa: E402
     EVIDENCE_KINDS,
     LEVELS,
     NO_LEVEL,
-    _short,
     comparable_rows,
     ecosystem_explorer,
     evidence_table,
@@ -26,6 +25,7 @@ from mcf_course.modules.module4 import (  # noqa: E402
     plot_identifier_growth,
     plot_identifier_tiers,
 )
+from mcf_course.plotting import latin_text  # noqa: E402
 
 DATA = str(ROOT / "datasets")
 
@@ -113,8 +113,8 @@ def test_tiers_show_every_named_node_and_mark_disputes(nodes):
 
 
 def test_labels_carry_no_chinese():
-    assert _short("Guangzhou node (工业互联网标识解析国家顶级节点(广州))", 80) == "Guangzhou node"
-    assert _short("CSSC (CSSC) (中国船舶集团有限公司)", 80) == "CSSC (CSSC)"
+    assert latin_text("Guangzhou node (工业互联网标识解析国家顶级节点(广州))", 80) == "Guangzhou node"
+    assert latin_text("CSSC (CSSC) (中国船舶集团有限公司)", 80) == "CSSC (CSSC)"
 
 
 def test_network_draws_only_the_chosen_ties(ties):

@@ -16,9 +16,6 @@ figures carry no Chinese characters.
 
 from __future__ import annotations
 
-import re
-import textwrap
-
 import matplotlib.dates as mdates
 import matplotlib.pyplot as plt
 import matplotlib.ticker as mticker
@@ -26,7 +23,7 @@ import pandas as pd
 from matplotlib.lines import Line2D
 from matplotlib.patches import FancyBboxPatch
 
-from mcf_course.plotting import OKABE_ITO, QUALIFIER_SIGNS, partial_date_midpoint
+from mcf_course.plotting import OKABE_ITO, QUALIFIER_SIGNS, latin_text, partial_date_midpoint
 
 __all__ = [
     "EVIDENCE_KINDS",
@@ -134,7 +131,7 @@ def plot_identifier_tiers(nodes: pd.DataFrame, ax=None):
                                     facecolor="#f4f4f4", edgecolor="0.55", linewidth=1))
         ax.text(0.15, y, band_names.get(row["kind"], row["kind"]), va="center", fontsize=9)
         for j, (_, inner) in enumerate(named[named["kind"] == row["kind"]].iterrows()):
-            _box(ax, 7.7 + 2.4 * j, y, 4.0, _short(inner["name_en"], 44),
+            _box(ax, 7.7 + 2.4 * j, y, 4.0, latin_text(inner["name_en"], 44),
                  fill="#fff3d6", fontsize=7.5)
         y -= 0.8
     ax.set_xlim(-0.2, 11.0)
@@ -223,18 +220,6 @@ def plot_identifier_growth(stats: pd.DataFrame, metric: str, ax=None, log: bool 
 
 # --- the shipbuilding ecosystem ---------------------------------------------------------------
 
-_CJK = re.compile(r"\s*[(（][^()（）]*[\u3400-\u9fff][^()（）]*[)）]|[\u3400-\u9fff]+")
-
-
-def _short(name: str, width: int = 46) -> str:
-    """``name`` without Chinese (and the brackets around it), cut to ``width`` characters."""
-    latin = name
-    while _CJK.search(latin):  # innermost brackets first: "(工业…节点(广州))"
-        latin = _CJK.sub("", latin)
-    latin = re.sub(r"\(\s*\)|（\s*）", "", latin)
-    return textwrap.shorten(latin, width, placeholder="…")
-
-
 def _selected(ties: pd.DataFrame, evidence: str | None, planned: bool) -> pd.DataFrame:
     if evidence is not None and evidence not in EVIDENCE_KINDS:
         raise ValueError(f"evidence must be None (all kinds) or one of {EVIDENCE_KINDS}, not {evidence!r}")
@@ -278,9 +263,9 @@ def plot_ecosystem(ties: pd.DataFrame, evidence: str | None = None, planned: boo
         y_counter[name] = y
         y -= 1
     for a, ya in y_actor.items():
-        ax.text(2.9, ya, _short(a, 40), ha="right", va="center", fontsize=8)
+        ax.text(2.9, ya, latin_text(a, 40), ha="right", va="center", fontsize=8)
     for name, yc in y_counter.items():
-        ax.text(6.15, yc, _short(name, 62), ha="left", va="center", fontsize=8)
+        ax.text(6.15, yc, latin_text(name, 62), ha="left", va="center", fontsize=8)
     for _, tie in shown.iterrows():
         style = dict(_EVIDENCE_STYLE[tie["evidence_kind"]])
         if tie["confidence"] == "low":

@@ -1,0 +1,125 @@
+"""Module 5's attainment table, scorecard, flip weights and explorer, on the data and on made-up cases."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import pytest  # noqa: E402
+from conftest import ROOT  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+from mcf_course import load_dataset  # noqa: E402
+from mcf_course.explorer import stack_views  # noqa: E402
+from mcf_course.modules.module5 import (  # noqa: E402
+    THRESHOLD,
+    WEIGHT_STEPS,
+    attainment_table,
+    flip_weight,
+    plot_attainment,
+    plot_scorecard,
+    scorecard_explorer,
+    weighted_scores,
+)
+
+DATA = str(ROOT / "datasets")
+
+
+@pytest.fixture(scope="module")
+def data():
+    return {name: load_dataset(name, DATA) for name in ("plan_targets", "reported_outcomes", "indicators",
+                                                         "case_scores")}
+
+
+@pytest.fixture(autouse=True)
+def close_figures():
+    yield
+    plt.close("all")
+
+
+# Made up for these tests: two indicators per group, two cases.
+INDICATORS = pd.DataFrame({"indicator_id": ["X1", "X2", "X3", "X4"], "default_weight": [1, 2, 1, 2],
+                           "group": ["documented ties", "documented ties", "decisive evidence", "decisive evidence"]})
+SCORES = pd.DataFrame({"case_id": ["P"] * 4 + ["Q"] * 4, "case_name": ["Case P"] * 4 + ["Case Q"] * 4,
+                       "fictional": [True] * 8, "indicator_id": ["X1", "X2", "X3", "X4"] * 2,
+                       "score": [1, 1, 0, 0, 0, 0.5, 1, 1]})
+
+
+def test_weighted_scores_follow_the_formula():
+    table = weighted_scores(SCORES, INDICATORS).set_index("case_id")
+    assert table.loc["P", "score"] == round(3 / 6, 3) and table.loc["P", "verdict"].startswith("supports")
+    assert table.loc["Q", "score"] == round((1 + 1 + 2) / 6, 3)
+    doubled = weighted_scores(SCORES, INDICATORS, {"decisive evidence": 2}).set_index("case_id")
+    assert doubled.loc["P", "score"] == round(3 / 9, 3) and doubled.loc["P", "verdict"] == "does not"
+    nothing = weighted_scores(SCORES, INDICATORS, {"documented ties": 0, "decisive evidence": 0})
+    assert nothing["score"].isna().all(), "with no weight at all there is no score"
+    with pytest.raises(ValueError, match="group weights"):
+        weighted_scores(SCORES, INDICATORS, {"decisive": 2})
+
+
+def test_flip_weight_is_where_the_score_crosses_the_threshold():
+    # P: documented ties give 3 of 3, decisive evidence 0 of 3: S(m) = 3 / (3 + 3m) = 0.5 at m = 1
+    assert np.isclose(flip_weight(SCORES, INDICATORS, "P"), 1.0)
+    for case in ("P", "Q"):
+        for group in ("decisive evidence", "documented ties"):
+            m = flip_weight(SCORES, INDICATORS, case, group)
+            if m is not None:
+                at = weighted_scores(SCORES, INDICATORS, {group: m}).set_index("case_id").loc[case, "score"]
+                assert abs(at - THRESHOLD) < 1e-3
+    one_sided = SCORES.assign(score=[1, 1, 1, 1, 0, 0, 0, 0])
+    assert flip_weight(one_sided, INDICATORS, "P") is None, "a case scoring 1 everywhere never flips"
+    with pytest.raises(ValueError, match="no scores"):
+        flip_weight(SCORES, INDICATORS, "Z")
+
+
+def test_scores_of_the_data_cover_every_case_and_indicator(data):
+    scores, indicators = data["case_scores"], data["indicators"]
+    table = weighted_scores(scores, indicators)
+    assert list(table["case_id"]) == list(dict.fromkeys(scores["case_id"]))
+    assert table["score"].between(0, 1).all()
+    assert table.loc[table["case_id"] != "real", "fictional"].all() and not table.loc[
+        table["case_id"] == "real", "fictional"].any()
+    assert (scores.groupby("case_id")["indicator_id"].nunique() == len(indicators)).all()
+
+
+def test_attainment_compares_only_like_with_like(data):
+    targets, outcomes = data["plan_targets"], data["reported_outcomes"]
+    table = attainment_table(targets, outcomes)
+    assert len(table) == len(outcomes)
+    joined = outcomes.merge(targets, on="target_id", suffixes=("", "_t"))
+    comparable = joined["measure_matches"] & (joined["unit"] == joined["unit_t"])
+    assert (table["comparable"] == "yes").sum() == comparable.sum()
+    assert (table.loc[table["comparable"] == "no", ["met", "in time"]] == "—").all().all()
+    assert table.loc[table["comparable"] == "no", "multiple"].isna().all()
+    mine = table[table["comparable"] == "yes"]
+    assert (mine["met"] == np.where(mine["multiple"] >= 1, "yes", "no")).all()
+
+
+def test_figures(data):
+    targets, outcomes = data["plan_targets"], data["reported_outcomes"]
+    fig = plot_attainment(targets, outcomes)
+    assert isinstance(fig, Figure)
+    points = [line for line in fig.axes[0].get_lines() if len(line.get_xdata()) == 1]
+    assert len(points) == (attainment_table(targets, outcomes)["comparable"] == "yes").sum()
+    fig = plot_scorecard(data["case_scores"], data["indicators"])
+    bars = fig.axes[0].patches
+    assert len(bars) == data["case_scores"]["case_id"].nunique()
+    assert any("fictional" in label.get_text() for label in fig.axes[0].get_yticklabels())
+
+
+def test_explorer_has_two_sliders_and_every_view(data):
+    import ipywidgets as widgets
+
+    explorer = scorecard_explorer(data["case_scores"], data["indicators"])
+    sliders = explorer.children[0].children
+    assert [type(s) for s in sliders] == [widgets.SelectionSlider] * 2
+    assert [s.index for s in sliders] == [WEIGHT_STEPS.index(1)] * 2, "the first view is the default weights"
+    views = stack_views(explorer)
+    assert len(views) == len(WEIGHT_STEPS) ** 2
+    default = views[(WEIGHT_STEPS.index(1), WEIGHT_STEPS.index(1))]
+    real = weighted_scores(data["case_scores"], data["indicators"]).set_index("case_id").loc["real", "score"]
+    assert f"real case {real:.2f}" in default and 'alt="' in default
