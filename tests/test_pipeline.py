@@ -22,6 +22,7 @@ PARTIAL_SKIPS = {
     "module2": {"q3_answer": "q3_tests", "q5_answer": "q5_tests"},
     "module3": {"q6_answer": "q6_tests", "q8_answer": "q8_tests"},
     "module4": {"q3_answer": "q3_tests", "q5_answer": "q5_tests"},
+    "module5": {"q3_answer": "q3_tests", "q8_answer": "q8_tests"},
 }
 # An answer that passes the visible tests by reading the real data instead of its argument:
 # the hidden tests must catch it. (module: (answer cell, test cell, code))
@@ -48,6 +49,14 @@ HARD_CODED = {
                 "    return named['kind'].value_counts()\n"
                 "\n"
                 "undisputed = node_counts(nodes)\n"),
+    "module5": ("q3_answer", "q3_tests",
+                "def unchecked_targets(targets, outcomes):\n"
+                "    real_t, real_o = load_dataset('plan_targets'), load_dataset('reported_outcomes')\n"
+                "    checked = set(comparable_outcomes(real_t, real_o)['target_id'])\n"
+                "    return [t for t in real_t.loc[real_t['target_value'].notna(), 'target_id'] if t not in checked]\n"
+                "\n"
+                "unchecked = unchecked_targets(targets, outcomes)\n"
+                "share_unchecked = len(unchecked) / targets['target_value'].notna().sum()\n"),
 }
 
 
@@ -92,6 +101,20 @@ NARROW = {
                 "    return (rows.iloc[-1]['stat_id'], bool(rows.iloc[-1]['value'] >= target['value']))\n"
                 "\n"
                 "at_deadline = {t: deadline_check(stats, t) for t in ['I24', 'I25', 'I28', 'I29']}\n"),
+    "module5": ("q6_answer", "q6_tests",  # always solves for the decisive evidence, whatever `group` says
+                "def flip_weight(indicators, scores, case_id, group='decisive evidence'):\n"
+                "    info = indicators.set_index('indicator_id')\n"
+                "    rows = scores[scores['case_id'] == case_id]\n"
+                "    weight = rows['indicator_id'].map(info['default_weight']).astype(float)\n"
+                "    mine = rows['indicator_id'].map(info['group']) == 'decisive evidence'\n"
+                "    a, c = (weight * rows['score'])[~mine].sum(), weight[~mine].sum()\n"
+                "    b, d = (weight * rows['score'])[mine].sum(), weight[mine].sum()\n"
+                "    if np.isclose(b, THRESHOLD * d):\n"
+                "        return None\n"
+                "    m = (THRESHOLD * c - a) / (b - THRESHOLD * d)\n"
+                "    return float(m) if m >= 0 else None\n"
+                "\n"
+                "practice_flips = {c: flip_weight(practice_indicators, practice_scores, c) for c in 'XYZ'}\n"),
 }
 
 
