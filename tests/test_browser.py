@@ -176,11 +176,14 @@ def test_explorers_render_and_respond(site, browser):
 
         before = shown()
         buttons = explorer.locator(".widget-toggle-buttons button")
+        sliders = explorer.locator(".noUi-handle")  # a SelectionSlider's handle
         if buttons.count() >= 2:
             buttons.nth(1).click()
+        elif sliders.count():
+            sliders.first.focus()
+            page.keyboard.press("ArrowRight")  # as a keyboard user moves it
         else:
-            select = explorer.locator("select").first
-            select.select_option(index=1)
+            explorer.locator("select").first.select_option(index=1)
         page.wait_for_timeout(300)
         after = shown()
         assert after and after != before, f"{name}: choosing another option did not change the view"

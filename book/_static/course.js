@@ -19,8 +19,8 @@
     }
   }
   // A region that scrolls must be reachable by keyboard: wide tables and figures on a phone.
-  function focusableScrollers() {
-    for (const el of document.querySelectorAll(".bd-article *")) {
+  function focusableScrollers(root) {
+    for (const el of (root || document).querySelectorAll(".bd-article *")) {
       const style = getComputedStyle(el);
       const scrolls = ["auto", "scroll"].includes(style.overflowX) && el.scrollWidth > el.clientWidth + 1;
       if (scrolls && !el.hasAttribute("tabindex")) {
@@ -37,8 +37,29 @@
       entry.setAttribute("role", "listitem");
     }
   }
-  function run() { nameFromText(); focusableScrollers(); referenceList(); }
+  // The explorers' slider handles (noUiSlider) have role="slider" but no name: each is named
+  // after its widget's visible label, for example "Decisive evidence".
+  function sliderNames() {
+    for (const handle of document.querySelectorAll('.noUi-handle[role="slider"]:not([aria-label])')) {
+      const label = handle.closest(".widget-slider")?.querySelector(".widget-label");
+      if (label && label.textContent.trim()) handle.setAttribute("aria-label", label.textContent.trim());
+    }
+  }
+  // Widgets render after the page has loaded: apply the fixes to what they add, once a frame.
+  let queued = false;
+  function widgetsChanged() {
+    if (queued) return;
+    queued = true;
+    requestAnimationFrame(() => { queued = false; sliderNames(); focusableScrollers(); });
+  }
+  function run() {
+    nameFromText(); focusableScrollers(); referenceList(); sliderNames();
+    for (const area of document.querySelectorAll(".cell_output:not([data-watched])")) {
+      area.dataset.watched = "";
+      new MutationObserver(widgetsChanged).observe(area, {childList: true, subtree: true});
+    }
+  }
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", run); else run();
   window.addEventListener("load", run);
-  window.addEventListener("resize", focusableScrollers);
+  window.addEventListener("resize", () => focusableScrollers());
 })();
