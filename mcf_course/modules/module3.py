@@ -27,7 +27,7 @@ from matplotlib.colors import LinearSegmentedColormap
 from matplotlib.lines import Line2D
 from matplotlib.patches import Rectangle
 
-from mcf_course.plotting import OKABE_ITO, QUALIFIER_SIGNS, partial_date_midpoint
+from mcf_course.plotting import OKABE_ITO, QUALIFIER_SIGNS, new_axes, partial_date_midpoint
 
 __all__ = [
     "ANALYTIC_LAYERS",
@@ -187,8 +187,7 @@ def plot_layer_map(
     -------
     matplotlib Axes
     """
-    if ax is None:
-        _, ax = plt.subplots(figsize=(8.6, 4.6), layout="constrained")
+    ax = new_axes(ax, figsize=(8.6, 4.6))
     matrix = layer_matrix(elements)
     n_rows, n_cols = matrix.shape
     peak = max(int(matrix.to_numpy().max()), 1)
@@ -395,8 +394,7 @@ def plot_series(
     matplotlib Axes
     """
     rows = _series_rows(stats, series)
-    if ax is None:
-        _, ax = plt.subplots(figsize=(5, 3.6), layout="constrained")
+    ax = new_axes(ax, figsize=(5, 3.6))
     styles = {
         "reported": {"marker": "o", "s": 55, "facecolors": OKABE_ITO["blue"],
                      "edgecolors": OKABE_ITO["blue"]},

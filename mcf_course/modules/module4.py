@@ -17,13 +17,12 @@ figures carry no Chinese characters.
 from __future__ import annotations
 
 import matplotlib.dates as mdates
-import matplotlib.pyplot as plt
 import matplotlib.ticker as mticker
 import pandas as pd
 from matplotlib.lines import Line2D
 from matplotlib.patches import FancyBboxPatch
 
-from mcf_course.plotting import OKABE_ITO, QUALIFIER_SIGNS, latin_text, partial_date_midpoint
+from mcf_course.plotting import OKABE_ITO, QUALIFIER_SIGNS, latin_text, new_axes, partial_date_midpoint
 
 __all__ = [
     "EVIDENCE_KINDS",
@@ -97,10 +96,8 @@ def plot_identifier_tiers(nodes: pd.DataFrame, ax=None):
     -------
     matplotlib Figure
     """
-    if ax is None:
-        fig, ax = plt.subplots(figsize=(10, 5.6), layout="constrained")
-    else:
-        fig = ax.figure
+    ax = new_axes(ax, figsize=(10, 5.6))
+    fig = ax.figure
     named = nodes[nodes["entry"] == "node"]
     tiers = nodes[nodes["entry"] == "tier"]
     root = named[named["kind"] == "international root node"]
@@ -169,10 +166,8 @@ def plot_identifier_growth(stats: pd.DataFrame, metric: str, ax=None, log: bool 
     matplotlib Figure
     """
     rows = comparable_rows(stats, metric)
-    if ax is None:
-        fig, ax = plt.subplots(figsize=(7, 3.8), layout="constrained")
-    else:
-        fig = ax.figure
+    ax = new_axes(ax, figsize=(7, 3.8))
+    fig = ax.figure
     placed = []  # (date, value) of the points labelled so far
     for _, row in rows.iterrows():
         if row["figure"] == "target":
@@ -250,10 +245,8 @@ def plot_ecosystem(ties: pd.DataFrame, evidence: str | None = None, planned: boo
     ordered = ordered.sort_values(["_level", "tie_id"])
     counterparts = list(dict.fromkeys(zip(ordered["_level"].astype(str), ordered["counterpart"], strict=True)))
     n = max(len(actors), len(counterparts) + len(set(level for level, _ in counterparts)))
-    if ax is None:
-        fig, ax = plt.subplots(figsize=(10, 0.34 * n + 1.6), layout="constrained")
-    else:
-        fig = ax.figure
+    ax = new_axes(ax, figsize=(10, 0.34 * n + 1.6))
+    fig = ax.figure
     y_actor = {a: n - 1 - i * (n - 1) / max(len(actors) - 1, 1) for i, a in enumerate(actors)}
     y_counter, y, previous = {}, n - 1, None
     for level, name in counterparts:

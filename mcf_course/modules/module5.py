@@ -20,13 +20,12 @@ twin). Nothing here reads files or changes the global style; figures carry no Ch
 
 from __future__ import annotations
 
-import matplotlib.pyplot as plt
 import matplotlib.ticker as mticker
 import numpy as np
 import pandas as pd
 from matplotlib.lines import Line2D
 
-from mcf_course.plotting import OKABE_ITO, QUALIFIER_SIGNS, latin_text
+from mcf_course.plotting import OKABE_ITO, QUALIFIER_SIGNS, latin_text, new_axes
 
 __all__ = [
     "GROUPS",
@@ -107,10 +106,8 @@ def plot_attainment(targets: pd.DataFrame, outcomes: pd.DataFrame, ax=None):
     """
     table = attainment_table(targets, outcomes)
     rows = table[table["comparable"] == "yes"]
-    if ax is None:
-        fig, ax = plt.subplots(figsize=(8, 0.42 * len(rows) + 1.8), layout="constrained")
-    else:
-        fig = ax.figure
+    ax = new_axes(ax, figsize=(8, 0.42 * len(rows) + 1.8))
+    fig = ax.figure
     y = np.arange(len(rows))[::-1]
     for yi, (_, row) in zip(y, rows.iterrows(), strict=True):
         color = "0.55" if row["confidence"] == "low" else OKABE_ITO["blue"]
@@ -216,10 +213,8 @@ def plot_scorecard(scores: pd.DataFrame, indicators: pd.DataFrame,
     matplotlib Figure
     """
     table = weighted_scores(scores, indicators, group_weights)
-    if ax is None:
-        fig, ax = plt.subplots(figsize=(8, 0.55 * len(table) + 1.6), layout="constrained")
-    else:
-        fig = ax.figure
+    ax = new_axes(ax, figsize=(8, 0.55 * len(table) + 1.6))
+    fig = ax.figure
     y = np.arange(len(table))[::-1]
     for yi, (_, row) in zip(y, table.iterrows(), strict=True):
         value = 0.0 if pd.isna(row["score"]) else row["score"]
