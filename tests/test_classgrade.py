@@ -623,3 +623,24 @@ def test_without_bubblewrap_mcf_grade_refuses_with_a_clear_message(tmp_path, mon
     assert main([MODULE, "--course", str(tmp_path)]) == 2
     message = capsys.readouterr().err
     assert "bubblewrap" in message and "apt-get install bubblewrap" in message
+
+
+def test_an_environment_under_tmp_is_not_hidden_by_the_private_tmp():
+    """A clone (and its .venv) under /tmp: the writable temporary folder must not be bound over
+    it, or no kernel starts ("bwrap: execvp .../.venv/bin/python: No such file or directory")."""
+    from mcf_course.grading.sandbox import Layout, bwrap_command
+
+    def bound_at(command, target):
+        return [command[i + 1] for i in range(len(command) - 2)
+                if command[i] == "--bind" and command[i + 2] == target]
+
+    def env(command):
+        return {command[i + 1]: command[i + 2] for i in range(len(command) - 2) if command[i] == "--setenv"}
+
+    layout = Layout(Path("/srv/box"))
+    usual = bwrap_command("bwrap", layout, {Path("/opt/venv"): Path("/opt/venv")}, data=False)
+    assert bound_at(usual, "/tmp") == [str(layout.tmp)] and env(usual)["TMPDIR"] == "/tmp"
+    under_tmp = bwrap_command("bwrap", layout, {Path("/tmp/clone/.venv"): Path("/tmp/clone/.venv")}, data=False)
+    assert bound_at(under_tmp, "/tmp") == [], "a writable /tmp would cover the environment"
+    assert bound_at(under_tmp, "/var/tmp") == [str(layout.tmp)]
+    assert env(under_tmp)["TMPDIR"] == "/var/tmp" and env(under_tmp)["MPLCONFIGDIR"].startswith("/var/tmp/")

@@ -22,7 +22,9 @@ What bubblewrap gives every sandbox (see ``bwrap_command``):
   of ``/etc`` (no ``/etc/shadow``), not ``/root`` or ``/home``, not the course folder, its
   gradebook, its solutions or other students' submissions;
 - writable: only the student's folder, a private ``/tmp`` and ``/dev/shm``, and the folder of
-  the kernel's sockets, all emptied between students;
+  the kernel's sockets, all emptied between students (the private temporary folder is
+  ``/var/tmp`` instead when the Python environment itself lives under ``/tmp``, which a
+  writable ``/tmp`` would hide);
 - ``--die-with-parent``: if the worker dies, the sandbox dies with it, and with its PID 1 gone
   the kernel ends every process in it.
 
@@ -159,13 +161,13 @@ def searchable_by_others(path: Path) -> bool:
     return all(os.stat(p).st_mode & 0o001 for p in [*reversed(path.parents), path] if p.exists())
 
 
-def kernel_environment(data_inside: str | None) -> dict[str, str]:
+def kernel_environment(data_inside: str | None, tmp: str = "/tmp") -> dict[str, str]:
     """The whole environment of a grading kernel: nothing of the grader's own."""
     env = {
         "HOME": INSIDE_HOME, "USER": "student", "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8",
         "PATH": f"{Path(sys.executable).parent}:/usr/local/bin:/usr/bin:/bin",
-        "TMPDIR": "/tmp", "MPLCONFIGDIR": "/tmp/matplotlib", "IPYTHONDIR": "/tmp/ipython",
-        "JUPYTER_RUNTIME_DIR": "/tmp/jupyter", "JUPYTER_PLATFORM_DIRS": "1",
+        "TMPDIR": tmp, "MPLCONFIGDIR": f"{tmp}/matplotlib", "IPYTHONDIR": f"{tmp}/ipython",
+        "JUPYTER_RUNTIME_DIR": f"{tmp}/jupyter", "JUPYTER_PLATFORM_DIRS": "1",
         "PYTHONDONTWRITEBYTECODE": "1", "PYTHONNOUSERSITE": "1",
         "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
         "MPLBACKEND": "module://matplotlib_inline.backend_inline", "MCF_SANDBOX": "bwrap",
@@ -186,11 +188,13 @@ def bwrap_command(bwrap: str, layout: Layout, staged: dict[Path, Path], data: bo
             *_system_binds()]
     for inside, source in staged.items():
         args += ["--ro-bind", str(source), str(inside)]
+    # A writable /tmp bound over an environment that lives in /tmp would hide it.
+    tmp = "/var/tmp" if any(Path(inside).is_relative_to("/tmp") for inside in staged) else "/tmp"
     args += ["--proc", "/proc", "--dev", "/dev",
              "--bind", str(layout.home), INSIDE_HOME, "--bind", str(layout.run), INSIDE_RUN,
-             "--bind", str(layout.tmp), "/tmp", "--bind", str(layout.shm), "/dev/shm",
+             "--bind", str(layout.tmp), tmp, "--bind", str(layout.shm), "/dev/shm",
              "--remount-ro", "/", "--chdir", INSIDE_HOME]
-    for name, value in kernel_environment(INSIDE_DATA if data else None).items():
+    for name, value in kernel_environment(INSIDE_DATA if data else None, tmp).items():
         args += ["--setenv", name, value]
     return [*args, "--", sys.executable, "-m", "mcf_course.grading.parent"]
 
