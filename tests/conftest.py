@@ -11,11 +11,37 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import matplotlib
 import nbformat
 import pytest
 
+matplotlib.use("Agg")  # the tests draw figures with no display
 ROOT = Path(__file__).resolve().parents[1]
 MODULES = sorted(p.name for p in (ROOT / "solutions").iterdir() if p.is_dir())
+
+
+@pytest.fixture(scope="session")
+def course_dataset():
+    """``course_dataset(name)``: a copy of one of the course's datasets, read and validated once
+    per test session."""
+    from mcf_course import load_dataset
+
+    loaded = {}
+
+    def load(name: str):
+        if name not in loaded:
+            loaded[name] = load_dataset(name, str(ROOT / "datasets"))
+        return loaded[name].copy()
+
+    return load
+
+
+@pytest.fixture(autouse=True)
+def close_figures():
+    """Close the figures a test drew (if it drew any), so that they do not pile up."""
+    yield
+    if "matplotlib.pyplot" in sys.modules:
+        sys.modules["matplotlib.pyplot"].close("all")
 
 
 def nbgrader(course: Path, *args: str) -> subprocess.CompletedProcess:

@@ -2,20 +2,14 @@
 
 from __future__ import annotations
 
-import matplotlib
+import matplotlib.pyplot as plt
+import pandas as pd
+import pytest
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
-import pytest  # noqa: E402
-from conftest import ROOT  # noqa: E402
-from matplotlib.axes import Axes  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-
-from mcf_course import load_dataset  # noqa: E402
-from mcf_course.explorer import stack_views  # noqa: E402
-from mcf_course.modules.module3 import (  # noqa: E402
+from mcf_course.explorer import stack_views
+from mcf_course.modules.module3 import (
     ANALYTIC_LAYERS,
     JUDGMENT_CALL,
     OFFICIAL_SYSTEMS,
@@ -28,33 +22,25 @@ from mcf_course.modules.module3 import (  # noqa: E402
     plot_series,
 )
 
-DATA = str(ROOT / "datasets")
+
+@pytest.fixture(scope="module")
+def elements(course_dataset):
+    return course_dataset("architecture_elements")
 
 
 @pytest.fixture(scope="module")
-def elements():
-    return load_dataset("architecture_elements", DATA)
+def events(course_dataset):
+    return course_dataset("policy_timeline")
 
 
 @pytest.fixture(scope="module")
-def events():
-    return load_dataset("policy_timeline", DATA)
+def actors(course_dataset):
+    return course_dataset("actors")
 
 
 @pytest.fixture(scope="module")
-def actors():
-    return load_dataset("actors", DATA)
-
-
-@pytest.fixture(scope="module")
-def stats():
-    return load_dataset("platform_stats", DATA)
-
-
-@pytest.fixture(autouse=True)
-def close_figures():
-    yield
-    plt.close("all")
+def stats(course_dataset):
+    return course_dataset("platform_stats")
 
 
 def test_constants_follow_the_official_order_and_the_lens():

@@ -2,19 +2,12 @@
 
 from __future__ import annotations
 
-import matplotlib
+import pandas as pd
+import pytest
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
-import pytest  # noqa: E402
-from conftest import ROOT  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-
-from mcf_course import load_dataset  # noqa: E402
-from mcf_course.explorer import stack_views  # noqa: E402
-from mcf_course.modules.module4 import (  # noqa: E402
+from mcf_course.explorer import stack_views
+from mcf_course.modules.module4 import (
     EVIDENCE_KINDS,
     LEVELS,
     NO_LEVEL,
@@ -25,30 +18,22 @@ from mcf_course.modules.module4 import (  # noqa: E402
     plot_identifier_growth,
     plot_identifier_tiers,
 )
-from mcf_course.plotting import latin_text  # noqa: E402
-
-DATA = str(ROOT / "datasets")
+from mcf_course.plotting import latin_text
 
 
 @pytest.fixture(scope="module")
-def ties():
-    return load_dataset("shipbuilding_ecosystem", DATA)
+def ties(course_dataset):
+    return course_dataset("shipbuilding_ecosystem")
 
 
 @pytest.fixture(scope="module")
-def stats():
-    return load_dataset("identifier_stats", DATA)
+def stats(course_dataset):
+    return course_dataset("identifier_stats")
 
 
 @pytest.fixture(scope="module")
-def nodes():
-    return load_dataset("identifier_nodes", DATA)
-
-
-@pytest.fixture(autouse=True)
-def close_figures():
-    yield
-    plt.close("all")
+def nodes(course_dataset):
+    return course_dataset("identifier_nodes")
 
 
 def fictional_ties() -> pd.DataFrame:

@@ -2,20 +2,13 @@
 
 from __future__ import annotations
 
-import matplotlib
+import numpy as np
+import pandas as pd
+import pytest
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import pytest  # noqa: E402
-from conftest import ROOT  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-
-from mcf_course import load_dataset  # noqa: E402
-from mcf_course.explorer import stack_views  # noqa: E402
-from mcf_course.modules.module5 import (  # noqa: E402
+from mcf_course.explorer import stack_views
+from mcf_course.modules.module5 import (
     THRESHOLD,
     WEIGHT_STEPS,
     attainment_table,
@@ -26,19 +19,11 @@ from mcf_course.modules.module5 import (  # noqa: E402
     weighted_scores,
 )
 
-DATA = str(ROOT / "datasets")
-
 
 @pytest.fixture(scope="module")
-def data():
-    return {name: load_dataset(name, DATA) for name in ("plan_targets", "reported_outcomes", "indicators",
+def data(course_dataset):
+    return {name: course_dataset(name) for name in ("plan_targets", "reported_outcomes", "indicators",
                                                          "case_scores")}
-
-
-@pytest.fixture(autouse=True)
-def close_figures():
-    yield
-    plt.close("all")
 
 
 # Made up for these tests: two indicators per group, two cases.

@@ -2,18 +2,12 @@
 
 from __future__ import annotations
 
-import matplotlib
+import matplotlib.pyplot as plt
+import pytest
 
-matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt  # noqa: E402
-import pytest  # noqa: E402
-from conftest import ROOT  # noqa: E402
-
-from mcf_course import load_dataset  # noqa: E402
-from mcf_course.explorer import stack_views  # noqa: E402
-from mcf_course.plotting import CONFIDENCE_COLORS, OKABE_ITO, THEME_COLORS  # noqa: E402
-from mcf_course.timeline import (  # noqa: E402
+from mcf_course.explorer import stack_views
+from mcf_course.plotting import CONFIDENCE_COLORS, OKABE_ITO, THEME_COLORS
+from mcf_course.timeline import (
     EXPLORER_CHOICES,
     filter_events,
     timeline_explorer,
@@ -22,8 +16,8 @@ from mcf_course.timeline import (  # noqa: E402
 
 
 @pytest.fixture(scope="module")
-def events():
-    return load_dataset("policy_timeline", str(ROOT / "datasets"))
+def events(course_dataset):
+    return course_dataset("policy_timeline")
 
 
 def test_filter_events_applies_every_criterion(events):
