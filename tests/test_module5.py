@@ -34,12 +34,20 @@ SCORES = pd.DataFrame({"case_id": ["P"] * 4 + ["Q"] * 4, "case_name": ["Case P"]
                        "score": [1, 1, 0, 0, 0, 0.5, 1, 1]})
 
 
+def test_the_verdict_comes_from_the_exact_score_not_a_rounded_one():
+    # Made up: S = 1249 / 2500 = 0.4996, which rounds to 0.500 but is below the line.
+    indicators = INDICATORS.iloc[:2].assign(default_weight=[1249, 1251])
+    scores = SCORES.iloc[:2].assign(score=[1, 0])
+    row = weighted_scores(scores, indicators).iloc[0]
+    assert row["score"] < THRESHOLD and row["verdict"] == "does not"
+
+
 def test_weighted_scores_follow_the_formula():
     table = weighted_scores(SCORES, INDICATORS).set_index("case_id")
-    assert table.loc["P", "score"] == round(3 / 6, 3) and table.loc["P", "verdict"].startswith("supports")
-    assert table.loc["Q", "score"] == round((1 + 1 + 2) / 6, 3)
+    assert np.isclose(table.loc["P", "score"], 3 / 6) and table.loc["P", "verdict"].startswith("supports")
+    assert np.isclose(table.loc["Q", "score"], (1 + 1 + 2) / 6)
     doubled = weighted_scores(SCORES, INDICATORS, {"decisive evidence": 2}).set_index("case_id")
-    assert doubled.loc["P", "score"] == round(3 / 9, 3) and doubled.loc["P", "verdict"] == "does not"
+    assert np.isclose(doubled.loc["P", "score"], 3 / 9) and doubled.loc["P", "verdict"] == "does not"
     nothing = weighted_scores(SCORES, INDICATORS, {"documented ties": 0, "decisive evidence": 0})
     assert nothing["score"].isna().all(), "with no weight at all there is no score"
     with pytest.raises(ValueError, match="group weights"):
@@ -54,7 +62,7 @@ def test_flip_weight_is_where_the_score_crosses_the_threshold():
             m = flip_weight(SCORES, INDICATORS, case, group)
             if m is not None:
                 at = weighted_scores(SCORES, INDICATORS, {group: m}).set_index("case_id").loc[case, "score"]
-                assert abs(at - THRESHOLD) < 1e-3
+                assert np.isclose(at, THRESHOLD)
     one_sided = SCORES.assign(score=[1, 1, 1, 1, 0, 0, 0, 0])
     assert flip_weight(one_sided, INDICATORS, "P") is None, "a case scoring 1 everywhere never flips"
     with pytest.raises(ValueError, match="no scores"):

@@ -155,16 +155,17 @@ def weighted_scores(scores: pd.DataFrame, indicators: pd.DataFrame,
     """Each case's weighted score and verdict, in the order the cases first appear.
 
     ``group_weights`` multiplies the default weights of a group's indicators (1 if left out).
-    Columns: case, fictional, score (0 to 1, rounded to 3 places) and verdict ("supports the
-    changing-form reading" at or above ``THRESHOLD``, else "does not"). The case with no weight
-    left at all gets a missing score.
+    Columns: case, fictional, score (0 to 1, unrounded, so that the verdict and any rounding
+    for display both start from the exact value) and verdict ("supports the changing-form
+    reading" at or above ``THRESHOLD``, else "does not"). The case with no weight left at all
+    gets a missing score.
     """
     weights = _weights(indicators, group_weights)
     rows = scores.assign(weight=scores["indicator_id"].map(weights))
     rows = rows.assign(weighted=rows["weight"] * rows["score"])
     per_case = rows.groupby("case_id", sort=False).agg(case=("case_name", "first"), fictional=("fictional", "first"),
                                                        weighted=("weighted", "sum"), weight=("weight", "sum"))
-    score = (per_case["weighted"] / per_case["weight"].replace(0, np.nan)).round(3)
+    score = per_case["weighted"] / per_case["weight"].replace(0, np.nan)
     return pd.DataFrame({
         "case": per_case["case"], "fictional": per_case["fictional"].astype(bool), "score": score,
         "verdict": np.where(score >= THRESHOLD, _SUPPORTS, _DOES_NOT),
