@@ -22,6 +22,7 @@ import matplotlib as mpl
 import matplotlib.pyplot as plt
 import pandas as pd
 from cycler import cycler
+from matplotlib.lines import Line2D
 
 OKABE_ITO = {
     "black": "#000000",
@@ -49,6 +50,23 @@ PRECISION_MARKERS = {"day": "o", "month": "s", "year": "D"}
 #: How a figure's ``qualifier`` is written beside it on a chart (">340", "~10", ">=120").
 QUALIFIER_SIGNS = {"exact": "", "more than": ">", "about": "~", "nearly": "nearly ", "expected": "exp. ",
                    "at least": ">="}
+
+#: Grey for low-confidence rows in the charts of Modules 3-5.
+LOW_GREY = "0.55"
+#: ``Axes.plot`` marker styles of the kinds of figure a growth chart keeps apart.
+FIGURE_KIND_STYLES = {
+    "reported": {"marker": "o", "color": OKABE_ITO["blue"]},
+    "target": {"marker": "D", "color": OKABE_ITO["orange"], "markerfacecolor": "white", "markeredgewidth": 2},
+    "low": {"marker": "o", "color": LOW_GREY, "markerfacecolor": "white", "markeredgewidth": 1.5},
+}
+
+
+def figure_kind_handles(reported: str = "reported", target: str = "target",
+                        low: str = "low confidence") -> list[Line2D]:
+    """Legend entries for ``FIGURE_KIND_STYLES``, with these labels."""
+    labels = {"reported": reported, "target": target, "low": low}
+    return [Line2D([], [], linestyle="", label=labels[kind], **style) for kind, style in FIGURE_KIND_STYLES.items()]
+
 
 CONFIDENCE_COLORS = {
     "high": OKABE_ITO["blue"],

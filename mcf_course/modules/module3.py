@@ -27,7 +27,14 @@ from matplotlib.colors import LinearSegmentedColormap
 from matplotlib.lines import Line2D
 from matplotlib.patches import Rectangle
 
-from mcf_course.plotting import OKABE_ITO, QUALIFIER_SIGNS, new_axes, partial_date_midpoint
+from mcf_course.plotting import (
+    LOW_GREY,
+    OKABE_ITO,
+    QUALIFIER_SIGNS,
+    figure_kind_handles,
+    new_axes,
+    partial_date_midpoint,
+)
 
 __all__ = [
     "ANALYTIC_LAYERS",
@@ -400,7 +407,7 @@ def plot_series(
                      "edgecolors": OKABE_ITO["blue"]},
         "target": {"marker": "D", "s": 60, "facecolors": "white",
                    "edgecolors": OKABE_ITO["orange"], "linewidths": 2},
-        "low": {"marker": "o", "s": 55, "facecolors": "white", "edgecolors": "0.5",
+        "low": {"marker": "o", "s": 55, "facecolors": "white", "edgecolors": LOW_GREY,
                 "linewidths": 1.5},
     }
     top = rows["value"].max() * 1.25
@@ -439,12 +446,7 @@ def plot_series(
 def series_legend_handles() -> list[Line2D]:
     """Legend entries matching ``plot_series``: reported, target, low confidence, year bar."""
     return [
-        Line2D([], [], marker="o", linestyle="", color=OKABE_ITO["blue"],
-               label="reported figure"),
-        Line2D([], [], marker="D", linestyle="", markerfacecolor="white",
-               markeredgecolor=OKABE_ITO["orange"], markeredgewidth=2, label="target"),
-        Line2D([], [], marker="o", linestyle="", markerfacecolor="white",
-               markeredgecolor="0.5", markeredgewidth=1.5, label="low confidence"),
+        *figure_kind_handles(reported="reported figure"),
         Line2D([], [], color="0.4", linewidth=2, alpha=0.6,
                label="dated to the year only (bar spans the year)"),
     ]

@@ -22,7 +22,16 @@ import pandas as pd
 from matplotlib.lines import Line2D
 from matplotlib.patches import FancyBboxPatch
 
-from mcf_course.plotting import OKABE_ITO, QUALIFIER_SIGNS, latin_text, new_axes, partial_date_midpoint
+from mcf_course.plotting import (
+    FIGURE_KIND_STYLES,
+    LOW_GREY,
+    OKABE_ITO,
+    QUALIFIER_SIGNS,
+    figure_kind_handles,
+    latin_text,
+    new_axes,
+    partial_date_midpoint,
+)
 
 __all__ = [
     "EVIDENCE_KINDS",
@@ -49,7 +58,6 @@ _EVIDENCE_STYLE = {
     "data flow": {"color": OKABE_ITO["orange"], "linestyle": "--"},
     "operational use": {"color": OKABE_ITO["vermillion"], "linestyle": ":"},
 }
-_LOW = "0.6"  # low-confidence ties and figures are grey
 
 
 def _levels(ties: pd.DataFrame) -> pd.Series:
@@ -175,11 +183,7 @@ def plot_identifier_growth(stats: pd.DataFrame, metric: str, ax=None, log: bool 
         else:
             when = partial_date_midpoint(row["as_of"])
             kind = "low" if row["confidence"] == "low" else "reported"
-        style = {"reported": dict(marker="o", color=OKABE_ITO["blue"]),
-                 "target": dict(marker="D", markerfacecolor="white", markeredgecolor=OKABE_ITO["orange"],
-                                markeredgewidth=2, color=OKABE_ITO["orange"]),
-                 "low": dict(marker="o", markerfacecolor="white", markeredgecolor=_LOW, markeredgewidth=1.5,
-                             color=_LOW)}[kind]
+        style = FIGURE_KIND_STYLES[kind]
         ax.plot([when], [row["value"]], linestyle="", markersize=8, zorder=3, **style)
         text = f"{QUALIFIER_SIGNS.get(row['qualifier'], '')}{row['value']:g}"
         text += {"target": f" target for {row['target_for']}", "low": " (low)"}.get(kind, "")
@@ -202,13 +206,8 @@ def plot_identifier_growth(stats: pd.DataFrame, metric: str, ax=None, log: bool 
     ax.xaxis.set_minor_formatter(mdates.DateFormatter("%Y"))
     ax.tick_params(axis="x", which="minor", length=0)
     ax.set_title(f"{metric[0].upper()}{metric[1:]}, China, cumulative", loc="left", fontsize=10)
-    ax.legend(handles=[
-        Line2D([], [], marker="o", linestyle="", color=OKABE_ITO["blue"], label="reported"),
-        Line2D([], [], marker="D", linestyle="", markerfacecolor="white", markeredgecolor=OKABE_ITO["orange"],
-               markeredgewidth=2, label="target (at its deadline)"),
-        Line2D([], [], marker="o", linestyle="", markerfacecolor="white", markeredgecolor=_LOW,
-               markeredgewidth=1.5, label="low confidence"),
-    ], loc="best", fontsize=8, frameon=False)
+    ax.legend(handles=figure_kind_handles(target="target (at its deadline)"), loc="best", fontsize=8,
+              frameon=False)
     ax.margins(x=0.12)
     return fig
 
@@ -262,7 +261,7 @@ def plot_ecosystem(ties: pd.DataFrame, evidence: str | None = None, planned: boo
     for _, tie in shown.iterrows():
         style = dict(_EVIDENCE_STYLE[tie["evidence_kind"]])
         if tie["confidence"] == "low":
-            style["color"] = _LOW
+            style["color"] = LOW_GREY
         alpha = 0.35 if bool(tie["planned"]) else 0.95
         ax.plot([3.0, 6.0], [y_actor[tie["actor"]], y_counter[tie["counterpart"]]], linewidth=1.6,
                 alpha=alpha, **style)
@@ -279,7 +278,7 @@ def plot_ecosystem(ties: pd.DataFrame, evidence: str | None = None, planned: boo
     handles = [Line2D([], [], linewidth=1.6, label=kind, **style) for kind, style in _EVIDENCE_STYLE.items()]
     handles += [Line2D([], [], color=OKABE_ITO["orange"], alpha=0.35, linewidth=1.6, linestyle="--",
                        label="planned (lighter)"),
-                Line2D([], [], color=_LOW, linewidth=1.6, label="low confidence (grey)")]
+                Line2D([], [], color=LOW_GREY, linewidth=1.6, label="low confidence (grey)")]
     ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(0.0, 0.0), ncols=3, fontsize=8, frameon=False)
     return fig
 

@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.lines import Line2D
 
-from mcf_course.plotting import OKABE_ITO, QUALIFIER_SIGNS, latin_text, new_axes
+from mcf_course.plotting import LOW_GREY, OKABE_ITO, QUALIFIER_SIGNS, latin_text, new_axes
 
 __all__ = [
     "GROUPS",
@@ -110,7 +110,7 @@ def plot_attainment(targets: pd.DataFrame, outcomes: pd.DataFrame, ax=None):
     fig = ax.figure
     y = np.arange(len(rows))[::-1]
     for yi, (_, row) in zip(y, rows.iterrows(), strict=True):
-        color = "0.55" if row["confidence"] == "low" else OKABE_ITO["blue"]
+        color = LOW_GREY if row["confidence"] == "low" else OKABE_ITO["blue"]
         filled = row["in time"] == "yes"
         ax.plot([row["multiple"]], [yi], "o", markersize=8, color=color, markerfacecolor=color if filled else "white",
                 markeredgewidth=1.8)
@@ -132,7 +132,7 @@ def plot_attainment(targets: pd.DataFrame, outcomes: pd.DataFrame, ax=None):
         Line2D([], [], marker="o", linestyle="", color=OKABE_ITO["blue"], label="reported by the deadline"),
         Line2D([], [], marker="o", linestyle="", color=OKABE_ITO["blue"], markerfacecolor="white",
                markeredgewidth=1.8, label="reported after the deadline"),
-        Line2D([], [], marker="o", linestyle="", color="0.55", label="low confidence"),
+        Line2D([], [], marker="o", linestyle="", color=LOW_GREY, label="low confidence"),
         Line2D([], [], color=OKABE_ITO["vermillion"], label="target"),
     ], loc="lower right", fontsize=8, frameon=False)
     ax.margins(x=0.25)
