@@ -189,6 +189,36 @@ def stagger(dates: pd.Series, lane: pd.Series, window_days: int = 240) -> pd.Ser
     return offsets
 
 
+def avoid_overlaps(ax, labels, pad: float = 2.0) -> None:
+    """Move annotations (``ax.annotate`` results) vertically until none overlaps another label or
+    a marker: each moves past what it hits, up or down, whichever is the shorter way."""
+    from matplotlib.transforms import Bbox
+
+    fig = ax.get_figure(root=True)
+    renderer = fig.canvas.get_renderer()
+    placed = []
+    for collection in ax.collections:  # the markers, as boxes of about their size
+        size = max(6.0, float(collection.get_sizes().max()) ** 0.5 * fig.dpi / 72) / 2 if len(
+            collection.get_sizes()) else 6.0
+        for x, y in collection.get_offset_transform().transform(collection.get_offsets()):
+            placed.append(Bbox([[x - size, y - size], [x + size, y + size]]))
+    for label in sorted(labels, key=lambda t: t.xy[0]):
+        start = label.xyann
+        moves = []
+        for up in (True, False):  # push it up past what it hits, or down; keep the shorter move
+            label.xyann = start
+            for _ in range(20):
+                box = label.get_window_extent(renderer)
+                hit = next((b for b in placed if box.overlaps(b)), None)
+                if hit is None:
+                    break
+                shift = (hit.y1 - box.y0 + pad) if up else (hit.y0 - box.y1 - pad)
+                label.xyann = (label.xyann[0], label.xyann[1] + shift * 72 / fig.dpi)
+            moves.append(label.xyann)
+        label.xyann = min(moves, key=lambda xy: abs(xy[1] - start[1]))
+        placed.append(label.get_window_extent(renderer))
+
+
 _CJK = re.compile(r"\s*[(（][^()（）]*[\u3400-\u9fff][^()（）]*[)）]|[\u3400-\u9fff]+")
 
 
