@@ -127,8 +127,10 @@ def _show_figures_with_figure_png() -> None:
     shell = get_ipython()
     if shell is None or not hasattr(shell, "display_formatter"):
         return
-    import matplotlib.pyplot  # noqa: F401 - starts the inline backend, which registers its own PNG formatter
+    import matplotlib.pyplot as plt
     from matplotlib.figure import Figure
+
+    plt.switch_backend(mpl.get_backend())  # load the backend now: the inline one registers its own formatter
 
     shell.display_formatter.formatters["image/png"].for_type(Figure, figure_png)
 

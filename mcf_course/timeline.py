@@ -21,6 +21,7 @@ from mcf_course.plotting import (
     new_axes,
     plot_dates,
     stagger,
+    wrap_label,
 )
 
 __all__ = ["EXPLORER_CHOICES", "ISSUER_TYPES", "filter_events", "plot_counts_by_year", "plot_timeline",
@@ -88,7 +89,7 @@ def plot_timeline(
     """
     if color_by not in _COLOR_SCHEMES:
         raise ValueError(f"color_by must be one of {sorted(_COLOR_SCHEMES)}, not {color_by!r}")
-    ax = new_axes(ax, (7, 4.4))
+    ax = new_axes(ax, (7, 4.6))
     colors = _COLOR_SCHEMES[color_by]
     lanes = [t for t in THEME_ORDER if t in set(events["theme"])]
     lane_of = {theme: len(lanes) - 1 - i for i, theme in enumerate(lanes)}
@@ -125,7 +126,7 @@ def plot_timeline(
                             label=f"dated to the {p}")
                      for p, m in PRECISION_MARKERS.items()
                      if p in set(events["date_precision"])]
-    ax.legend(handles=color_handles + shape_handles, loc="upper left", fontsize=9, ncols=3,
+    ax.legend(handles=color_handles + shape_handles, loc="upper left", fontsize=9, ncols=2,
               title=color_by, title_fontsize=9, frameon=False, bbox_to_anchor=(0.0, -0.2))
     return ax
 
@@ -204,10 +205,11 @@ def timeline_explorer_figure(events: pd.DataFrame, themes=("MCF", "foreign respo
     import matplotlib.pyplot as plt
 
     shown = filter_events(events, themes, confidences, years, issuer_types)
-    fig, ax = plt.subplots(figsize=(7, 4.4), layout="constrained")
+    fig, ax = plt.subplots(figsize=(7, 4.6), layout="constrained")
     plot_timeline(shown, ax=ax, color_by=color_by)
     ax.set_xlim(pd.Timestamp(f"{years[0]}-01-01"), pd.Timestamp(f"{years[1] + 1}-01-01"))
-    ax.set_title(_selection_text(shown, years, themes, confidences, issuer_types), loc="left", fontsize=10)
+    ax.set_title(wrap_label(_selection_text(shown, years, themes, confidences, issuer_types), 60), loc="left",
+                 fontsize=10)
     return fig
 
 

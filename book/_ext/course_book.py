@@ -219,10 +219,10 @@ def _mark_chinese(document) -> None:
 
 
 class MarkChineseTitles(SphinxTransform):
-    """At reading time, so that the titles the theme reuses (sidebar, page contents,
-    previous/next) carry the mark too."""
+    """At reading time, before Sphinx records the titles (``doctree-read``, priority 880) that the
+    theme reuses in the sidebar, the page contents and the previous/next links."""
 
-    default_priority = 900
+    default_priority = 850
 
     def apply(self, **kwargs) -> None:
         _mark_chinese(self.document)
