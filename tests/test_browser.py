@@ -58,6 +58,8 @@ class Links(HTMLParser):
             self.links.append(attrs["href"])
         if tag in ("img", "script") and attrs.get("src"):
             self.links.append(attrs["src"])
+        if tag == "img" and attrs.get("data-src"):  # an explorer's view, loaded when shown
+            self.links.append(attrs["data-src"])
         if tag == "link" and attrs.get("href") and attrs.get("rel") in ("stylesheet", "preload"):
             self.links.append(attrs["href"])
 
@@ -158,7 +160,8 @@ def test_every_page_works_offline_and_passes_axe(site, browser, axe_script, widt
     for name in pages(built):
         page, problems = visit(browser, base + name, WIDTHS[width])
         broken_images = page.evaluate(
-            "() => [...document.images].filter(i => i.complete && i.naturalWidth === 0).map(i => i.src.slice(0, 80))")
+            "() => [...document.images].filter(i => i.getAttribute('src') && i.complete && i.naturalWidth === 0)"
+            ".map(i => i.src.slice(0, 80))")
         problems += [f"broken image: {src}" for src in broken_images]
         overflow = page.evaluate("() => document.documentElement.scrollWidth - window.innerWidth")
         if overflow > 2:
@@ -357,8 +360,8 @@ def test_figures_are_readable_at_1280_and_fit_a_phone(site, browser):
 
     base, built = site
     smallest = []
-    for name in module_pages(built):
-        page, _ = visit(browser, base + name, 1280)
+    for name, scheme in [(n, s) for n in module_pages(built) for s in ("light", "dark")]:
+        page, _ = visit(browser, base + name, 1280, color_scheme=scheme)
         load_every_image(page)
         shown = page.evaluate("""() => [...document.querySelectorAll('.bd-article img')].map((i) => {
             const pane = i.closest('.explorer-pane[hidden]');   // a view not shown yet: as it would be
@@ -371,9 +374,11 @@ def test_figures_are_readable_at_1280_and_fit_a_phone(site, browser):
             with Image.open(built / urlparse(src).path.lstrip("/")) as image:
                 assert MIN_FONT_KEY in image.text, f"{name}: {src} was not saved by plotting.figure_png"
                 px = float(image.text[MIN_FONT_KEY]) * width / image.width
-            smallest.append((px, f"{name} {Path(urlparse(src).path).name}"))
+            smallest.append((px, f"{name} ({scheme}) {Path(urlparse(src).path).name}"))
             assert link and link.endswith(".png"), f"{name}: {src} does not open full size when tapped"
         page.context.close()
+        if scheme == "dark":
+            continue
         page, _ = visit(browser, base + name, 390)
         load_every_image(page)
         wide = page.evaluate("""() => [...document.querySelectorAll('.bd-article img')]
@@ -410,14 +415,16 @@ def test_chinese_is_marked_everywhere_and_set_in_the_books_web_font(site, browse
     cdp = page.context.new_cdp_session(page)
     cdp.send("DOM.enable")
     cdp.send("CSS.enable")
-    root = cdp.send("DOM.getDocument", {"depth": 0})["root"]["nodeId"]
-    for selector in ('.admonition td > span[lang="zh-Hans"]', '#pst-primary-sidebar span[lang="zh-Hans"]'):
+    for n, where in enumerate(('.bd-article td span[lang="zh-Hans"]', '#pst-primary-sidebar span[lang="zh-Hans"]')):
+        page.locator(where).filter(visible=True).first.evaluate(f"el => el.id = 'zh-{n}'")
+        selector = f"#zh-{n}"
+        root = cdp.send("DOM.getDocument", {"depth": -1})["root"]["nodeId"]
         node = cdp.send("DOM.querySelector", {"nodeId": root, "selector": selector})["nodeId"]
         fonts = cdp.send("CSS.getPlatformFontsForNode", {"nodeId": node})["fonts"]
         used = {f["familyName"] for f in fonts if f["glyphCount"]}
         # The font's own name, given it by the build: no system font is called that, so this proves
         # the served file drew the glyphs, whatever CJK fonts this machine has (now: {system_cjk!r}).
-        assert used == {"Course Noto Sans SC"}, f"{selector} drawn with {fonts} (system CJK fonts: {system_cjk!r})"
+        assert used == {"Course Noto Sans SC"}, f"{where} drawn with {fonts} (system CJK fonts: {system_cjk!r})"
     page.context.close()
     for name in pages(built):
         page, _ = visit(browser, base + name, 1280)

@@ -147,10 +147,18 @@ def _data_uris_to_files(app, pagename, templatename, context, doctree) -> None:
         body = re.sub(r"data:image/(png|jpeg|webp);base64,([A-Za-z0-9+/=]+)", write, context["body"])
         context["body"] = re.sub(r"<img (?![^>]*\bloading=)", '<img loading="lazy" decoding="async" ', body)
     if doctree is not None:
-        description = _description(doctree)
-        if description:
-            context["metatags"] = context.get("metatags", "") + (
-                f'\n<meta name="description" content="{html.escape(description, quote=True)}" />')
+        title = re.sub(r"<[^>]+>", "", context.get("title", ""))
+        description = _description(doctree) or (
+            f"{html.unescape(title)}: a page of {app.config.project}, an open course on China's "
+            "Military-Civil Fusion and Industrial Internet.")
+        context["metatags"] = context.get("metatags", "") + (
+            f'\n<meta name="description" content="{html.escape(description, quote=True)}" />')
+
+
+def _mark_print_title(app, pagename, templatename, context, doctree) -> None:
+    """sphinx-book-theme prints the page title (``pagetitle``) as plain text: mark its Chinese."""
+    if context.get("pagetitle"):
+        context["pagetitle"] = CJK.sub(r'<span lang="zh-Hans">\g<0></span>', html.escape(context["pagetitle"]))
 
 
 def _description(doctree) -> str:
@@ -417,6 +425,7 @@ def setup(app):
     app.connect("config-inited", _drop_thebe, priority=900)
     app.connect("builder-inited", _copy_downloads)
     app.connect("html-page-context", _data_uris_to_files)
+    app.connect("html-page-context", _mark_print_title, priority=900)  # after sphinx-book-theme sets it
     app.connect("build-finished", _chinese_font)
     app.connect("build-finished", _icons)
     app.add_node(chinese, html=(_visit_chinese_html, _depart_chinese_html), latex=(_pass, _pass),
