@@ -22,8 +22,8 @@ import gzip
 import http.server
 import json
 import re
-import subprocess
 import shutil
+import subprocess
 import sys
 import threading
 from html.parser import HTMLParser
@@ -254,7 +254,8 @@ def test_explorers_without_javascript_say_what_they_are(site, browser):
 
 CONTRAST = """el => {
   const rgb = (c) => c.match(/[\\d.]+/g).map(Number);
-  const lum = ([r, g, b]) => [r, g, b].map((v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; })
+  const lum = ([r, g, b]) => [r, g, b]
+    .map((v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; })
     .reduce((sum, v, i) => sum + v * [0.2126, 0.7152, 0.0722][i], 0);
   let node = el, background;
   while (node) {
@@ -291,7 +292,8 @@ def test_header_buttons_and_explorer_controls_show_focus(site, browser):
     explorer_controls = page.locator(".course-explorer input[type=radio]").all()[:2]
     for control in [*buttons.all(), *explorer_controls]:
         control.focus()
-        drawn = control.evaluate("""el => { const s = getComputedStyle(el.type === 'radio' ? el.nextElementSibling : el);
+        drawn = control.evaluate("""el => {
+            const s = getComputedStyle(el.type === 'radio' ? el.nextElementSibling : el);
             return s.outlineStyle !== 'none' && parseFloat(s.outlineWidth) >= 2; }""")
         assert drawn, f"no visible focus on {control.evaluate('el => el.outerHTML.slice(0, 120)')}"
     page.context.close()

@@ -323,8 +323,8 @@ FONT_AWESOME = Path("_static") / "vendor" / "fontawesome" / "webfonts"
 def _icons(app, exception) -> None:
     """Drop the theme's fontawesome.js (1.5 MB, on every page, only redrawing as SVG the icons
     that the theme's CSS already draws with its Font Awesome fonts), and cut those fonts, and the
-    theme's CSS rules for icons, to the icons the pages use. Also: search scripts load deferred, no unrendered theme templates or
-    source maps are published, and a favicon.ico."""
+    theme's CSS rules for icons, to the icons the pages use. Also: search scripts load deferred,
+    no unrendered theme templates or source maps are published, and a favicon.ico."""
     if exception or app.builder.format != "html":
         return
     from fontTools import subset

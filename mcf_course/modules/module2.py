@@ -8,11 +8,11 @@ import pandas as pd
 from matplotlib.lines import Line2D
 
 from mcf_course.plotting import (
-    avoid_overlaps,
     OKABE_ITO,
     PRECISION_MARKERS,
     THEME_COLORS,
     THEME_ORDER,
+    avoid_overlaps,
     new_axes,
     plot_dates,
     stagger,
