@@ -368,7 +368,9 @@ def test_figures_are_readable_at_1280_and_fit_a_phone(site, browser):
         shown = page.evaluate("""() => [...document.querySelectorAll('.bd-article img')].map((i) => {
             const pane = i.closest('.explorer-pane[hidden]');   // a view not shown yet: as it would be
             const column = i.closest('.course-explorer, .bd-article section').clientWidth;
-            const width = pane ? Math.min(+i.getAttribute('width'), column) : i.getBoundingClientRect().width;
+            const box = getComputedStyle(i), inner = i.getBoundingClientRect().width - parseFloat(box.paddingLeft)
+                - parseFloat(box.paddingRight) - parseFloat(box.borderLeftWidth) - parseFloat(box.borderRightWidth);
+            const width = pane ? Math.min(+i.getAttribute('width'), column) : inner;  // the image itself
             return [i.dataset.src ? new URL(i.dataset.src, location.href).href : i.src, width,
                     i.closest('a') ? i.closest('a').href : null]; })""")
         assert len(shown) >= 3, name
