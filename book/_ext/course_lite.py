@@ -419,4 +419,6 @@ def setup(app):
     app.connect("doctree-read", _add_module_boxes)
     app.add_directive("exercises-in-browser", ExercisesInBrowser)
     app.connect("build-finished", _build_finished)
-    return {"parallel_read_safe": True, "parallel_write_safe": True}
+    # Pages are read again whenever this file changes (the boxes above are part of them).
+    version = int(hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:8], 16)
+    return {"parallel_read_safe": True, "parallel_write_safe": True, "env_version": version}
