@@ -61,13 +61,22 @@ def data_location(start: Path | None = None) -> str:
         return configured if "://" in configured else str(Path(configured).resolve())
     here = (start or Path.cwd()).resolve()
     for folder in [here, *here.parents]:
-        if (folder / "datasets" / DESCRIPTOR).is_file():
+        if _is_file(folder / "datasets" / DESCRIPTOR):
             return str(folder / "datasets")
     package = Path(__file__).resolve().parent
     for folder in (package / "datasets", package.parent / "datasets"):  # inside, then beside
-        if (folder / DESCRIPTOR).is_file():
+        if _is_file(folder / DESCRIPTOR):
             return str(folder)
     return raw_data_url()
+
+
+def _is_file(path: Path) -> bool:
+    """Whether ``path`` is a file; a folder that cannot be read counts as not having it (in the
+    browser, JupyterLite's shared folder fails with EINVAL when its service worker is missing)."""
+    try:
+        return path.is_file()
+    except OSError:
+        return False
 
 
 class DataUnavailable(RuntimeError):
