@@ -31,10 +31,11 @@ from pathlib import Path
 from urllib.parse import urljoin, urlparse
 
 import pytest
+import test_browser
 from conftest import MODULES, ROOT
 from lite_driver import STUB_MESSAGE, code, kernel_ready, kind, notebook_content, run_code, setup_cells
-from test_browser import CHROMIUM, FLAGS
 
+browser = test_browser.browser  # the book's browser test's Chromium fixture, used here too
 SCREENSHOTS = ROOT / "_build" / "screenshots"
 LOCAL = ("localhost", "127.0.0.1")
 
@@ -58,17 +59,6 @@ def lite_site(built_book):
     threading.Thread(target=server.serve_forever, daemon=True).start()
     yield f"http://localhost:{server.server_address[1]}/", built_book
     server.shutdown()
-
-
-@pytest.fixture(scope="module")
-def chromium():
-    assert Path(CHROMIUM).exists(), "Chromium is missing: apt-get install chromium (course.py test does it)"
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
-        yield browser
-        browser.close()
 
 
 def new_window(browser, **options):
@@ -194,9 +184,9 @@ def test_module_and_exercise_pages_link_to_the_exercises_in_the_browser(built_bo
         assert f'href="../lite/notebooks/index.html?path={module}.ipynb"' in exercises, module
 
 
-def test_exercises_run_in_the_browser_offline(lite_site, chromium):
+def test_exercises_run_in_the_browser_offline(lite_site, browser):
     base, built = lite_site
-    context, page, problems = new_window(chromium)
+    context, page, problems = new_window(browser)
     page.goto(urljoin(f"{base}book/module1.html", exercise_link(built, "module1")))
     page.wait_for_function("() => window.jupyterapp?.shell.currentWidget?.sessionContext", timeout=60_000)
     kernel_ready(page)
@@ -309,11 +299,11 @@ def test_exercises_run_in_the_browser_offline(lite_site, chromium):
     assert not problems, "\n".join(problems[:20])
 
 
-def test_setup_cells_find_the_data_without_a_service_worker(lite_site, chromium):
+def test_setup_cells_find_the_data_without_a_service_worker(lite_site, browser):
     """Some private windows have no service worker, so JupyterLite cannot share its files with
     the kernel (its shared folder fails to read): the data come from the helper package itself."""
     base, built = lite_site
-    context, page, problems = new_window(chromium, service_workers="block")
+    context, page, problems = new_window(browser, service_workers="block")
     page.goto(urljoin(f"{base}book/module2.html", exercise_link(built, "module2")))
     page.wait_for_function("() => window.jupyterapp?.shell.currentWidget?.sessionContext", timeout=60_000)
     kernel_ready(page)
