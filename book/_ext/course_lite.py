@@ -54,7 +54,7 @@ from sphinx import addnodes
 from sphinx.util.docutils import SphinxDirective
 
 LITE_CACHE = ROOT / "_build" / ".lite-cache"
-STAGING = ROOT / "_build" / ".lite"  # JupyterLite's source folder, made afresh by each build
+STAGING = ROOT / "_build" / ".lite"  # JupyterLite's source folder, brought up to date by each build
 PYODIDE_DIST_ENV = "MCF_PYODIDE_DIST"
 PYPI = "https://files.pythonhosted.org/packages/"
 # file: (URL under PYPI, sha256 that PyPI publishes for it)
@@ -229,11 +229,10 @@ def stage_pyodide(target: Path) -> list[str]:
     lock = {"info": official["info"], "packages": {
         n: dict(p, depends=[d for d in p["depends"] if d not in DROPPED_DEPENDENCIES.get(n, [])])
         for n, p in official["packages"].items()}}
-    from_pyodide = _closure(lock, sorted(n for n in roots if n not in extra and n in lock["packages"]))
-    from_pyodide = [n for n in from_pyodide if n not in extra]
     missing = sorted(n for n in roots if n not in extra and n not in lock["packages"])
     if missing:
         raise ValueError(f"not in Pyodide's lock nor built here: {missing}")
+    from_pyodide = [n for n in _closure(lock, sorted(roots - set(extra))) if n not in extra]
     pyodide_packages(official, from_pyodide, target)
     packages = {n: lock["packages"][n] for n in from_pyodide}
     for name, (file_name, depends) in extra.items():
