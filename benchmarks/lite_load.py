@@ -26,8 +26,8 @@ from urllib.parse import unquote, urlparse
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
+from conftest import CHROMIUM, FLAGS  # noqa: E402
 from lite_driver import kernel_ready, open_exercise, run_code, setup_cells  # noqa: E402
-from test_browser import CHROMIUM, FLAGS  # noqa: E402
 
 TARGET_MB, TARGET_SECONDS = 25, 15
 

@@ -31,11 +31,9 @@ from pathlib import Path
 from urllib.parse import urljoin, urlparse
 
 import pytest
-import test_browser
 from conftest import MODULES, ROOT
 from lite_driver import STUB_MESSAGE, code, kernel_ready, kind, notebook_content, run_code, setup_cells
 
-browser = test_browser.browser  # the book's browser test's Chromium fixture, used here too
 SCREENSHOTS = ROOT / "_build" / "screenshots"
 LOCAL = ("localhost", "127.0.0.1")
 
