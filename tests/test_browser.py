@@ -22,7 +22,6 @@ import gzip
 import http.server
 import json
 import re
-import shutil
 import subprocess
 import sys
 import threading
@@ -31,15 +30,11 @@ from pathlib import Path
 from urllib.parse import urljoin, urlparse
 
 import pytest
-from conftest import ROOT
+from conftest import ROOT  # and the browser fixture: Debian's Chromium, every other host blocked
 
 sys.path.insert(0, str(ROOT / "book" / "_ext"))
 from course_book import fetch_npm_package  # noqa: E402
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE localhost"]
 SCREENSHOTS = ROOT / "_build" / "screenshots"
 WIDTHS = {"desktop": 1280, "phone": 390}
 BLOCKING = ("serious", "critical")
@@ -84,17 +79,6 @@ def site(built_book):
     threading.Thread(target=server.serve_forever, daemon=True).start()
     yield f"http://localhost:{server.server_address[1]}/", built_book
     server.shutdown()
-
-
-@pytest.fixture(scope="session")
-def browser():
-    assert Path(CHROMIUM).exists(), "Chromium is missing: apt-get install chromium (course.py test does it)"
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
-        yield browser
-        browser.close()
 
 
 @pytest.fixture(scope="session")

@@ -67,21 +67,33 @@ CJK = re.compile(r"[\u2e80-\u2fdf\u3000-\u303f\u3400-\u4dbf\u4e00-\u9fff\uf900-\
 CJK_CHAR = re.compile(r"[\u2e80-\u2fdf\u3000-\u303f\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\ufe30-\ufe4f\uff00-\uffef]")
 SKIP = (nodes.literal, nodes.literal_block, nodes.raw, nodes.comment, nodes.FixedTextElement)
 EXPLORER = 'class="course-explorer"'
+# Used by the in-browser exercises (course_lite.py), not served as they are: Pyodide's core.
+LITE_NPM_PACKAGES = {
+    "pyodide": ("0.27.7", "RUSVJlhQdfWfgO9hVHCiXoG+nVZQRS5D9FzgpLJ/VcgGBLSAKoPL8kTiOikxbHQm1kRISeWUBdulEgO26qpSRA==",
+                []),
+}
+
+
+def download_checked(url: str, algorithm: str, expected: str) -> bytes:
+    """The bytes at ``url``, if their digest equals ``expected`` (hex, or base64 as in npm's
+    integrity field); otherwise ValueError, and nothing is kept."""
+    with urllib.request.urlopen(url, timeout=300) as response:
+        data = response.read()
+    digest = hashlib.new(algorithm, data).digest()
+    if expected not in (digest.hex(), base64.b64encode(digest).decode()):
+        raise ValueError(f"{url} does not match its pinned {algorithm}")
+    return data
 
 
 def fetch_npm_package(name: str, cache: Path = CACHE) -> Path:
     """The unpacked ``package/`` folder of a pinned npm package, downloaded once and checked
     against its sha512 integrity. Raises ValueError if the download does not match."""
-    version, integrity, _ = {**NPM_PACKAGES, **TEST_NPM_PACKAGES}[name]
+    version, integrity, _ = {**NPM_PACKAGES, **TEST_NPM_PACKAGES, **LITE_NPM_PACKAGES}[name]
     folder = cache / f"{name.replace('/', '__')}-{version}"
     if (folder / "package").is_dir():
         return folder / "package"
     url = f"https://registry.npmjs.org/{name}/-/{name.split('/')[-1]}-{version}.tgz"
-    with urllib.request.urlopen(url, timeout=120) as response:
-        data = response.read()
-    digest = base64.b64encode(hashlib.sha512(data).digest()).decode()
-    if digest != integrity:
-        raise ValueError(f"{url} does not match its pinned sha512 integrity")
+    data = download_checked(url, "sha512", integrity.removeprefix("sha512-"))
     staging = folder.with_suffix(".partial")
     shutil.rmtree(staging, ignore_errors=True)
     with tarfile.open(fileobj=io.BytesIO(data)) as archive:
