@@ -46,8 +46,11 @@ FORM_VARIABLE = "MCF_EXPLORERS"
 
 
 def figure_html(fig, alt: str, caption: str = "") -> str:
-    """A matplotlib figure as an HTML ``<figure>`` with an inline PNG, alt text and caption."""
-    data, metadata = figure_png(fig)
+    """A matplotlib figure as an HTML ``<figure>`` with an inline PNG, alt text and caption.
+    In a notebook the explorer draws every view at once, so its views are quick PNGs at screen
+    resolution; the book's (``MCF_EXPLORERS=static``) are sharp and compact."""
+    book = os.environ.get(FORM_VARIABLE) == "static"
+    data, metadata = figure_png(fig, **({} if book else {"dpi": 96, "compact": False}))
     plt.close(fig)
     source = "data:image/png;base64," + base64.b64encode(data).decode()
     caption_html = f"<figcaption>{html.escape(caption)}</figcaption>" if caption else ""

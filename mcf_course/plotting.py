@@ -92,17 +92,27 @@ MAX_WIDTH_IN = 7.0
 MIN_FONT_KEY = "mcf:min-font-px"
 
 
+def _root_figure(artist):
+    """The figure an artist is drawn on (``root=`` is new in matplotlib 3.10; the in-browser
+    site has 3.8, where a figure without subfigures is its artists' only figure)."""
+    try:
+        return artist.get_figure(root=True)
+    except TypeError:
+        return artist.get_figure()
+
+
 def smallest_text_pt(fig) -> float:
     """The size in points of the smallest visible, non-empty text of ``fig``."""
     sizes = [t.get_fontsize() for t in fig.findobj(mpl.text.Text)
-             if t.get_visible() and t.get_text().strip() and t.get_figure(root=True) is fig]
+             if t.get_visible() and t.get_text().strip() and _root_figure(t) is fig]
     return min(sizes, default=float("inf"))
 
 
-def figure_png(fig, dpi: int = FIGURE_DPI) -> tuple[bytes, dict]:
-    """``fig`` as a PNG (tight bounding box, at most 256 colours) and its display metadata:
-    ``{"width": CSS pixels}``, half its pixel width at the default ``dpi``. The PNG records
-    the size of its smallest text in image pixels under ``MIN_FONT_KEY``."""
+def figure_png(fig, dpi: int = FIGURE_DPI, compact: bool = True) -> tuple[bytes, dict]:
+    """``fig`` as a PNG (tight bounding box; with ``compact``, at most 256 colours, for the
+    book's page weight) and its display metadata: ``{"width": CSS pixels}``, its pixel width
+    at 96 pixels to the inch. The PNG records the size of its smallest text in image pixels
+    under ``MIN_FONT_KEY``."""
     from PIL import Image, PngImagePlugin
 
     buffer = io.BytesIO()
@@ -110,9 +120,10 @@ def figure_png(fig, dpi: int = FIGURE_DPI) -> tuple[bytes, dict]:
     image = Image.open(buffer).convert("RGB")
     info = PngImagePlugin.PngInfo()
     info.add_text(MIN_FONT_KEY, f"{smallest_text_pt(fig) * dpi / 72:.1f}")
+    if compact:
+        image = image.quantize(256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
     out = io.BytesIO()
-    image.quantize(256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE).save(
-        out, "PNG", optimize=True, pnginfo=info, dpi=(dpi, dpi))
+    image.save(out, "PNG", optimize=compact, pnginfo=info, dpi=(dpi, dpi))
     return out.getvalue(), {"width": round(image.width * 96 / dpi)}
 
 
@@ -196,7 +207,7 @@ def avoid_overlaps(ax, labels, pad: float = 2.0) -> None:
     a marker: each moves past what it hits, up or down, whichever is the shorter way."""
     from matplotlib.transforms import Bbox
 
-    fig = ax.get_figure(root=True)
+    fig = _root_figure(ax)
     renderer = fig.canvas.get_renderer()
     placed = []
     for collection in ax.collections:  # the markers, as boxes of about their size
