@@ -33,7 +33,7 @@ from conftest import ROOT, autograded_points, find_cell, grade_id, nbgrader, wit
 from mcf_course.grading import grade_class
 from mcf_course.grading.command import main
 from mcf_course.grading.feedback import hidden_snippets
-from mcf_course.grading.sandbox import UID_BASE, processes_of
+from mcf_course.grading.claims import UID_BASE, UID_COUNT, processes_of
 
 MODULE = "module1"
 SOURCE = nbformat.read(ROOT / "solutions" / MODULE / f"{MODULE}.ipynb", as_version=4)
@@ -425,7 +425,7 @@ def test_a_kernel_reads_nothing_it_should_not(corpus):
     assert all(found[k].startswith("blocked:") for k in found if k.startswith("mem ")), \
         "no process's memory is readable"
     if os.geteuid() == 0:
-        assert found["uid"] == UID_BASE or found["uid"] == UID_BASE + 1, "an unprivileged uid of its own"
+        assert UID_BASE <= found["uid"] < UID_BASE + UID_COUNT, "an unprivileged uid of its own"
     for pid in found["pids"]:
         assert "--db" not in found.get(f"cmdline {pid}", "")
 
@@ -634,13 +634,19 @@ def test_an_environment_under_tmp_is_not_hidden_by_the_private_tmp():
         return [command[i + 1] for i in range(len(command) - 2)
                 if command[i] == "--bind" and command[i + 2] == target]
 
+    def tmpfs_at(command, target):
+        return [command[i - 1] for i in range(2, len(command) - 1)
+                if command[i] == "--tmpfs" and command[i + 1] == target and command[i - 2] == "--size"]
+
     def env(command):
         return {command[i + 1]: command[i + 2] for i in range(len(command) - 2) if command[i] == "--setenv"}
 
     layout = Layout(Path("/srv/box"))
-    usual = bwrap_command("bwrap", layout, {Path("/opt/venv"): Path("/opt/venv")}, data=False)
-    assert bound_at(usual, "/tmp") == [str(layout.tmp)] and env(usual)["TMPDIR"] == "/tmp"
+    usual = bwrap_command("bwrap", layout, {Path("/opt/venv"): Path("/opt/venv")}, data=False, disk_mb=8)
+    assert tmpfs_at(usual, "/tmp") == [str(8 * 2**20)] and env(usual)["TMPDIR"] == "/tmp", \
+        "a private, size-capped /tmp"
+    assert bound_at(usual, "/tmp") == []
     under_tmp = bwrap_command("bwrap", layout, {Path("/tmp/clone/.venv"): Path("/tmp/clone/.venv")}, data=False)
-    assert bound_at(under_tmp, "/tmp") == [], "a writable /tmp would cover the environment"
-    assert bound_at(under_tmp, "/var/tmp") == [str(layout.tmp)]
+    assert tmpfs_at(under_tmp, "/tmp") == [], "a writable /tmp would cover the environment"
+    assert tmpfs_at(under_tmp, "/var/tmp") == [str(256 * 2**20)]
     assert env(under_tmp)["TMPDIR"] == "/var/tmp" and env(under_tmp)["MPLCONFIGDIR"].startswith("/var/tmp/")
