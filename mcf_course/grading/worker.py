@@ -27,6 +27,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -362,13 +363,15 @@ def run_worker(options: dict) -> None:
             # Every process of the student ends before anything they produced is read.
             if settings.sandbox_per_student:
                 sandbox.close()
-                provisioner.ACTIVE = new_sandbox()
             else:
                 sandbox.reset()
             out = Path(task["result"])
             out.mkdir(parents=True, exist_ok=True)
             result["files_note"] = take_files(sandbox.layout.home, out / "files")
-            provisioner.ACTIVE.clear()
+            if settings.sandbox_per_student:
+                provisioner.ACTIVE = new_sandbox()  # starts from empty folders
+            else:
+                sandbox.clear()
             autograded = scratch / folders["autograded"] / task["student"] / settings.module
             for name in notebooks:
                 if (autograded / f"{name}.ipynb").is_file():
@@ -383,7 +386,8 @@ def run_worker(options: dict) -> None:
                     if (feedback / f"{name}.html").is_file():
                         shutil.copy(feedback / f"{name}.html", out / f"{name}.html")
             except Exception as exc:  # noqa: BLE001
-                result["feedback_error"] = f"{type(exc).__name__}: {str(exc)[:200]}"
+                logged = [m for m in errors.messages if re.match(r"[\w.]+(Error|Exception): ", m)]
+                result["feedback_error"] = (logged[-1] if logged else f"{type(exc).__name__}: {str(exc)[:200]}")
         except Exception as exc:  # noqa: BLE001 - report, and stay alive for the next task
             logged = " | ".join(errors.messages[-3:])
             result.update(ok=False, error=f"{type(exc).__name__}: {str(exc)[:200]}"
