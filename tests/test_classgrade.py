@@ -781,33 +781,33 @@ def test_an_environment_under_tmp_is_not_hidden_by_the_private_tmp():
 # --- issue 20: nothing carries over, runs that cannot collide, a rerun after a killed run ------
 
 ADD_KEY, KEYCTL = {"x86_64": (248, 250), "aarch64": (217, 219)}[os.uname().machine]
-IPC_LEAVE = f"""
+IPC_SETUP = """
 import ctypes, os
 libc = ctypes.CDLL(None, use_errno=True)
 libc.syscall.restype = ctypes.c_long
 rt = ctypes.CDLL('librt.so.1', use_errno=True)
+RINGS = ((-3, 'session key ring'), (-4, 'user key ring'), (-5, 'user session key ring'))
+PATHS = ('/tmp/mcf-left-behind', '/dev/shm/mcf-left-behind', 'mcf-left-behind')
+"""
+IPC_LEAVE = IPC_SETUP + f"""
 left = {{}}
-for ring, name in ((-3, 'session key ring'), (-4, 'user key ring'), (-5, 'user session key ring')):
+for ring, name in RINGS:
     left[name] = libc.syscall({ADD_KEY}, b'user', b'mcf-left-behind', b'secret', 6, ring) > 0
 queue = rt.mq_open(b'/mcf-left-behind', os.O_CREAT | os.O_WRONLY, 0o600, None)
 left['message queue'] = queue >= 0 and rt.mq_send(queue, b'secret', 6, 0) == 0
 left['System V memory'] = libc.shmget(0x4d4346, 4096, 0o1000 | 0o600) >= 0
-for path in ('/tmp/mcf-left-behind', '/dev/shm/mcf-left-behind', 'mcf-left-behind'):
+for path in PATHS:
     open(path, 'w').write('secret')
     left[path] = True
 print('LEFT', sorted(k for k, v in left.items() if v))
 """
-IPC_FIND = f"""
-import ctypes, os
-libc = ctypes.CDLL(None, use_errno=True)
-libc.syscall.restype = ctypes.c_long
-rt = ctypes.CDLL('librt.so.1', use_errno=True)
+IPC_FIND = IPC_SETUP + f"""
 found = {{}}
-for ring, name in ((-3, 'session key ring'), (-4, 'user key ring'), (-5, 'user session key ring')):
+for ring, name in RINGS:
     found[name] = libc.syscall({KEYCTL}, 10, ring, b'user', b'mcf-left-behind', 0) > 0
 found['message queue'] = rt.mq_open(b'/mcf-left-behind', os.O_RDONLY, 0, None) >= 0
 found['System V memory'] = libc.shmget(0x4d4346, 0, 0) >= 0
-for path in ('/tmp/mcf-left-behind', '/dev/shm/mcf-left-behind', 'mcf-left-behind'):
+for path in PATHS:
     found[path] = os.path.exists(path)
 print('CARRIED', sorted(k for k, v in found.items() if v))
 """

@@ -27,9 +27,10 @@ the limits are those ``setrlimit`` gives: memory per process, processes per uid.
 from __future__ import annotations
 
 import os
-import signal
 import time
 from pathlib import Path
+
+from mcf_course.grading.claims import kill_until_gone
 
 ROOT = Path("/sys/fs/cgroup")
 PREFIX = "mcf-grade-"
@@ -140,18 +141,11 @@ class SandboxCgroup:
 
     def kill(self, seconds: float = 10) -> None:
         """End every process in the cgroup and wait until it is empty."""
-        deadline = time.monotonic() + seconds
-        while (pids := self.processes()) and time.monotonic() < deadline:
-            kill_file = self.folders[0] / "cgroup.kill"
-            if self.version == "v2" and kill_file.exists():
-                kill_file.write_text("1")
-            else:
-                for pid in pids:
-                    try:
-                        os.kill(pid, signal.SIGKILL)
-                    except ProcessLookupError:
-                        pass
-            time.sleep(0.02)
+        kill_file = self.folders[0] / "cgroup.kill"
+        if self.version == "v2" and kill_file.exists():  # the whole cgroup at once
+            kill_until_gone(self.processes, seconds, kill=lambda _: kill_file.write_text("1"))
+        else:
+            kill_until_gone(self.processes, seconds)
 
     def remove(self) -> None:
         """Kill what is left in it, then remove it."""

@@ -132,14 +132,24 @@ def end_processes_of(uid: int, seconds: float = 10, spare=()) -> None:
         return
     if not UID_BASE <= uid < UID_BASE + UID_COUNT:
         raise RuntimeError(f"refusing to kill processes of uid {uid}: not a sandbox uid")
+    kill_until_gone(lambda: [p for p in processes_of(uid) if p not in spare], seconds)
+
+
+def kill_until_gone(find, seconds: float = 10, kill=None) -> None:
+    """Kill the processes ``find()`` lists (SIGKILL to each, or ``kill(pids)``) until it lists
+    none, for at most ``seconds``."""
     deadline = time.monotonic() + seconds
-    while (pids := [p for p in processes_of(uid) if p not in spare]) and time.monotonic() < deadline:
-        for pid in pids:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+    while (pids := find()) and time.monotonic() < deadline:
+        (kill or _sigkill_each)(pids)
         time.sleep(0.02)
+
+
+def _sigkill_each(pids) -> None:
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
 
 
 class Scratch:
