@@ -132,11 +132,11 @@ class OutputCap:
                 if isinstance(value, str) and mime.startswith("text/") and size > TEXT_LIMIT:
                     data[mime] = value[:TEXT_LIMIT] + "\n" + CUT.format(f"more than {TEXT_LIMIT:,} characters")
                 elif size > DATA_LIMIT:
-                    data[mime] = CUT.format(f"a {mime} output of more than {DATA_LIMIT:,} bytes") \
+                    data[mime] = CUT.format(f"{mime} output of more than {DATA_LIMIT:,} bytes") \
                         if mime.startswith("text/") else None
             for mime in [m for m, v in data.items() if v is None]:
                 del data[mime]
-                data.setdefault("text/plain", CUT.format(f"a {mime} output of more than {DATA_LIMIT:,} bytes"))
+                data.setdefault("text/plain", CUT.format(f"{mime} output of more than {DATA_LIMIT:,} bytes"))
             if _size(content.get("metadata") or {}, TEXT_LIMIT) > TEXT_LIMIT:
                 content["metadata"] = {}
             size = _size(data, CELL_LIMIT)
