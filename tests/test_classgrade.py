@@ -879,11 +879,13 @@ def exposed(base: Path) -> list[Path]:
     """Files below ``base`` that another (unprivileged) account could read."""
     found = []
     for folder, _dirs, files in os.walk(base):
-        reachable = all(os.stat(p).st_mode & 0o001 for p in [Path(folder), *Path(folder).parents]
-                        if p.is_relative_to(base))
-        for name in files:
-            if reachable and os.lstat(Path(folder, name)).st_mode & 0o004:
-                found.append(Path(folder, name))
+        try:  # the run goes on meanwhile: what it removed is not exposed
+            reachable = all(os.stat(p).st_mode & 0o001 for p in [Path(folder), *Path(folder).parents]
+                            if p.is_relative_to(base))
+            found += [Path(folder, name) for name in files
+                      if reachable and os.lstat(Path(folder, name)).st_mode & 0o004]
+        except FileNotFoundError:
+            continue
     return found
 
 
