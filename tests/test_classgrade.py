@@ -31,9 +31,9 @@ import pytest
 from conftest import ROOT, autograded_points, find_cell, grade_id, nbgrader, with_answers_from
 
 from mcf_course.grading import grade_class
+from mcf_course.grading.claims import UID_BASE, UID_COUNT, processes_of
 from mcf_course.grading.command import main
 from mcf_course.grading.feedback import hidden_snippets
-from mcf_course.grading.sandbox import UID_BASE, processes_of
 
 MODULE = "module1"
 SOURCE = nbformat.read(ROOT / "solutions" / MODULE / f"{MODULE}.ipynb", as_version=4)
@@ -45,6 +45,9 @@ FIRST = ANSWERS[0]
 LAST = [a for a in ANSWERS if "\ndef " in "\n" + find_cell(SOURCE, a).source][-1]  # last one with a function
 TESTS_OF = {a: a.replace("_answer", "_tests") for a in ANSWERS}
 SECRET = "MCF-SECRET-SENTINEL-7f3a"     # in the grader's environment: no kernel may see it
+BREAK_FEEDBACK = "MCF-BREAK-FEEDBACK-5e1d"  # the corpus course's feedback step fails on it
+ESCAPES = "\x1b]0;owned\x07\x1b[2J\x1b[H\r"   # sets the title, clears the screen, moves the cursor
+MEMORY_MB, DISK_MB = 1024, 128           # the corpus run's limits per student
 DAEMON = "MCF-LEFT-BEHIND-MARKER-91c2"  # in the command line of left-behind processes
 
 
@@ -135,6 +138,36 @@ for pid in pids:
 attempt('sockets', lambda: open('/proc/net/unix').read())
 print('PROBE ' + json.dumps(found))
 """
+FILLER = r"""
+import os
+for label, place in (('tmp', os.environ['TMPDIR']), ('shm', '/dev/shm'), ('home', '.')):
+    n = 0
+    try:
+        while True:  # 32 MB files: one file may not pass 64 MB
+            with open(os.path.join(place, f'fill{n}'), 'wb') as f:
+                for _ in range(32):
+                    f.write(b'x' * 2**20)
+            n += 1
+    except OSError as exc:
+        print('FULL', label, exc.errno, 'after', n)
+    for name in os.listdir('.'):
+        if name.startswith('fill'):
+            os.remove(name)
+"""
+CHILDREN = r"""
+import subprocess, sys, time
+hold = "import time; x = b'1' * (400 * 2**20); print('held', flush=True); time.sleep(60)"
+children = [subprocess.Popen([sys.executable, '-c', hold], stdout=subprocess.DEVNULL) for _ in range(8)]
+time.sleep(6)
+print('ALIVE', sum(child.poll() is None for child in children))
+for child in children:
+    child.kill()
+"""
+JSON_FLOOD = r"""
+from IPython.display import display
+for n in range(10):  # 200 MB of JSON, in displays a kernel within its limits can send
+    display({'application/json': {'n': n, 'payload': 'x' * 20_000_000}}, raw=True)
+"""
 SOCKETS = r"""
 import os, socket
 reached = []
@@ -182,19 +215,42 @@ def listener():
     server.close()
 
 
-def new_course(folder: Path) -> Path:
+def new_course(folder: Path, config_extra: str = "") -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     shutil.copytree(ROOT / "solutions", folder / "solutions")
     shutil.copy(ROOT / "nbgrader_config.py", folder)
+    with (folder / "nbgrader_config.py").open("a") as config:
+        config.write(config_extra)
     assert nbgrader(folder, "generate_assignment", MODULE, "--force").returncode == 0
     return folder
+
+
+# A feedback step that fails for one notebook: the course's own preprocessor, as an
+# instructor might add one, raising on a marker the student wrote.
+FAILING_FEEDBACK = f"""
+
+from nbconvert.preprocessors import Preprocessor as _Preprocessor
+from traitlets import Bool as _Bool
+
+
+class FailsOnMarker(_Preprocessor):
+    enabled = _Bool(True)
+
+    def preprocess(self, nb, resources):
+        if any({BREAK_FEEDBACK!r} in cell.source for cell in nb.cells):
+            raise RuntimeError("the course's feedback step failed")
+        return nb, resources
+
+
+c.GenerateFeedback.preprocessors = [*c.GenerateFeedback.preprocessors, FailsOnMarker]
+"""
 
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory, listener):
     """A course with one submission per case; returns (course, cases, outcomes)."""
     port, _ = listener
-    course = new_course(tmp_path_factory.mktemp("class"))
+    course = new_course(tmp_path_factory.mktemp("class"), FAILING_FEEDBACK)
     solution = nbformat.read(course / "solutions" / MODULE / f"{MODULE}.ipynb", as_version=4)
     blank = nbformat.read(course / "exercises" / MODULE / f"{MODULE}.ipynb", as_version=4)
     other_module = nbformat.read(ROOT / "solutions" / "module2" / "module2.ipynb", as_version=4)
@@ -320,6 +376,14 @@ def corpus(tmp_path_factory, listener):
     find_cell(with_helper, FIRST).source = f"from helper import {first_function}"
     case("helper-file", with_helper, FULL, files={"helper.py": imports + helper,
                                                   "data/notes.txt": "kept", "link.txt": Path("/etc/hostname")})
+    case("writes-file", answer_with(s(), FIRST, "open('my-notes.txt', 'w').write('written by the code')"), FULL)
+    # --- issue 20: limits per student, not per process; one student never stops the batch ------
+    case("tmp-filler", answer_with(s(), FIRST, FILLER), FULL)
+    case("memory-children", answer_with(s(), FIRST, CHILDREN), FULL)
+    case("json-flood", answer_with(s(), FIRST, JSON_FLOOD), FULL)
+    case("feedback-fails", answer_with(s(), FIRST, f"# {BREAK_FEEDBACK}"), FULL, "feedback failed")
+    case("escape-names", s(), FULL, files={f"{ESCAPES}evil.txt": Path("/etc/hostname")})
+    (course / "submitted" / f"{ESCAPES}mallory" / MODULE).mkdir(parents=True)  # not a valid id
 
     for student, (nb, name, _, _, files) in cases.items():
         folder = course / "submitted" / student / MODULE
@@ -337,10 +401,15 @@ def corpus(tmp_path_factory, listener):
     os.environ["MCF_TEST_SECRET"] = SECRET
     try:
         outcomes = grade_class(course, MODULE, workers=2, cell_timeout=10, notebook_timeout=240,
-                               memory_mb=1024, quiet=True)
+                               memory_mb=MEMORY_MB, disk_mb=DISK_MB, quiet=True)
     finally:
         del os.environ["MCF_TEST_SECRET"]
     return course, cases, {o.student: o for o in outcomes}
+
+
+def sandbox_processes() -> list[int]:
+    """Live processes of the first sandbox uids (those a test's runs hold)."""
+    return [p for uid in range(UID_BASE, UID_BASE + 8) for p in processes_of(uid)]
 
 
 def executed(course: Path, student: str) -> nbformat.NotebookNode:
@@ -409,7 +478,7 @@ def test_no_process_of_a_student_outlives_the_batch(corpus):
         except OSError:
             continue
     if os.geteuid() == 0:
-        assert not [p for slot in range(4) for p in processes_of(UID_BASE + slot)]
+        assert not sandbox_processes()
 
 
 def test_a_kernel_reads_nothing_it_should_not(corpus):
@@ -425,7 +494,7 @@ def test_a_kernel_reads_nothing_it_should_not(corpus):
     assert all(found[k].startswith("blocked:") for k in found if k.startswith("mem ")), \
         "no process's memory is readable"
     if os.geteuid() == 0:
-        assert found["uid"] == UID_BASE or found["uid"] == UID_BASE + 1, "an unprivileged uid of its own"
+        assert UID_BASE <= found["uid"] < UID_BASE + UID_COUNT, "an unprivileged uid of its own"
     for pid in found["pids"]:
         assert "--db" not in found.get(f"cmdline {pid}", "")
 
@@ -446,7 +515,8 @@ def test_feedback_and_report_show_no_hidden_test(corpus):
     documents = {"report": report}
     for student in cases:
         feedback = course / "feedback" / student / MODULE / f"{MODULE}.html"
-        documents[student] = feedback.read_text(encoding="utf-8")
+        if student != "feedback-fails":
+            documents[student] = feedback.read_text(encoding="utf-8")
     import html as html_module
 
     for name, text in documents.items():
@@ -480,6 +550,15 @@ def test_gradebook_matches_nbgraders_own_sequential_autograde(corpus, tmp_path):
             nb = gb.find_submission_notebook(MODULE, MODULE, student)
             assert {g.name: g.score for g in nb.grades} == outcomes[student].scores, student
 
+    def figures(notebook: Path) -> int:
+        nb = nbformat.read(notebook, as_version=4)
+        return sum("image/png" in o.get("data", {}) for c in nb.cells for o in c.get("outputs", []))
+
+    ours = figures(course / "autograded" / "good" / MODULE / f"{MODULE}.ipynb")
+    assert ours > 0 and ours == figures(copy_root / "autograded" / "good" / MODULE / f"{MODULE}.ipynb"), \
+        "figures are part of the autograded notebook, as with nbgrader"
+    assert "image/png" in (course / "feedback" / "good" / MODULE / f"{MODULE}.html").read_text()
+
 
 def test_gradebook_is_consistent_and_outputs_are_written(corpus):
     course, cases, outcomes = corpus
@@ -490,11 +569,52 @@ def test_gradebook_is_consistent_and_outputs_are_written(corpus):
         for student in cases:
             nb = gb.find_submission_notebook(MODULE, MODULE, student)
             assert len(nb.grades) == graded_cells, student
-            assert (course / "feedback" / student / MODULE / f"{MODULE}.html").is_file(), student
+            assert (course / "feedback" / student / MODULE / f"{MODULE}.html").is_file() \
+                == (student != "feedback-fails"), student
     report = (course / "reports" / MODULE / "report.html").read_text(encoding="utf-8")
     assert "Score distribution" in report and "Most common failing tests" in report
     rows = (course / "reports" / MODULE / "grades.csv").read_text(encoding="utf-8").splitlines()
     assert len(rows) == len(cases) + 1 and rows[0].startswith("student,status,score")
+
+
+def test_limits_hold_for_the_whole_sandbox(corpus):
+    course, _, outcomes = corpus
+    filled = printed(course, "tmp-filler")
+    for place in ("tmp", "shm", "home"):  # ENOSPC: each place is full at its size
+        files = int(re.search(rf"FULL {place} 28 after (\d+)", filled).group(1))
+        assert files * 32 <= DISK_MB, (place, files)
+    alive = int(re.search(r"ALIVE (\d+)", printed(course, "memory-children")).group(1))
+    assert alive * 400 < MEMORY_MB, f"{alive} children of 400 MB each outlived a {MEMORY_MB} MB limit"
+    assert "memory limit" in outcomes["memory-children"].reason
+    flood = course / "autograded" / "json-flood" / MODULE / f"{MODULE}.ipynb"
+    assert flood.stat().st_size < 5_000_000
+    assert "output cut by the grader" in flood.read_text()
+
+
+def test_files_the_code_writes_land_in_autograded(corpus):
+    course, _, _ = corpus
+    folder = course / "autograded" / "writes-file" / MODULE
+    assert (folder / "my-notes.txt").read_text() == "written by the code"
+    assert not list((course / "autograded" / "tmp-filler" / MODULE).glob("fill*"))
+
+
+def test_a_failing_feedback_step_costs_only_that_feedback(corpus):
+    course, _, outcomes = corpus
+    outcome = outcomes["feedback-fails"]
+    assert (outcome.status, outcome.score) == ("feedback failed", FULL) and outcome.needs_attention
+    assert "no feedback" in outcome.reason and "feedback step failed" in outcome.reason
+    assert not (course / "feedback" / "feedback-fails").exists()
+
+
+def test_no_control_character_reaches_the_csv_or_the_report(corpus):
+    course, _, outcomes = corpus
+    assert outcomes["escape-names"].status == "graded"
+    for name in ("grades.csv", "report.html"):
+        text = (course / "reports" / MODULE / name).read_text(encoding="utf-8")
+        assert "\x1b" not in text and "\x07" not in text and "\r" not in text.replace("\r\n", ""), name
+        assert "\\x1b]0;owned\\x07\\x1b[2J\\x1b[H\\revil.txt" in text, "the file is named, escaped"
+    assert "\\rmallory/</td><td>not graded: not a valid student id" in \
+        (course / "reports" / MODULE / "report.html").read_text(encoding="utf-8")
 
 
 def test_huge_output_is_trimmed(corpus):
@@ -503,27 +623,32 @@ def test_huge_output_is_trimmed(corpus):
     assert size < 5_000_000
 
 
-def test_rerun_keeps_manual_grades_and_changes_nothing(corpus):
+def test_a_plain_rerun_grades_again_only_who_did_not_end_cleanly(corpus):
+    """Students graded cleanly are skipped; the others (a dead kernel, a file that is not a
+    notebook, failed feedback) are graded again, to the same result; manual grades stay."""
     course, cases, outcomes = corpus
     from nbgrader.api import Gradebook
 
     db = f"sqlite:///{course / 'gradebook.db'}"
     with Gradebook(db) as gb:
-        grade = gb.find_grade("written_translation", MODULE, MODULE, "good")
+        grade = gb.find_grade("written_translation", MODULE, MODULE, "os-exit")
         grade.manual_score = 4
         gb.db.commit()
-    again = {o.student: o for o in grade_class(course, MODULE, workers=2, quiet=True)}
-    assert all(o.status == "skipped" for s, o in again.items() if s in outcomes
-               and outcomes[s].status == "graded")
-    forced = {o.student: o for o in grade_class(course, MODULE, workers=2, cell_timeout=10,
-                                                memory_mb=1024, force=True, quiet=True,
-                                                notebook_timeout=240)}
-    for student in ("good", "partial", "blank", "os-exit", "invalid-json", "escape"):
-        assert forced[student].scores.keys() == outcomes[student].scores.keys()
-        auto = {g: v for g, v in forced[student].scores.items() if g != "written_translation"}
-        assert auto == {g: v for g, v in outcomes[student].scores.items() if g != "written_translation"}
+    again = {o.student: o for o in grade_class(course, MODULE, workers=2, cell_timeout=10, notebook_timeout=240,
+                                               memory_mb=MEMORY_MB, disk_mb=DISK_MB, quiet=True)}
+    assert again.keys() == outcomes.keys()
+
+    def auto(scores):
+        return {g: v for g, v in scores.items() if g != "written_translation"}
+
+    for student, outcome in again.items():
+        before = outcomes[student]
+        assert (outcome.status == "skipped") == (before.status == "graded"), student
+        assert outcome.status in ("skipped", before.status), student
+        assert auto(outcome.scores) == auto(before.scores), student
+    assert again["os-exit"].status == "kernel died"
     with Gradebook(db) as gb:
-        assert gb.find_grade("written_translation", MODULE, MODULE, "good").manual_score == 4
+        assert gb.find_grade("written_translation", MODULE, MODULE, "os-exit").manual_score == 4
 
 
 def test_notebook_wall_clock_limit(tmp_path):
@@ -580,7 +705,8 @@ def test_exit_status_says_when_something_needs_attention(tmp_path, capsys, monke
     assert "kernel died" in capsys.readouterr().out
 
 
-def test_sigterm_ends_the_batch_cleanly(tmp_path):
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT])
+def test_sigterm_or_ctrl_c_ends_the_batch_cleanly(tmp_path, stop):
     course = new_course(tmp_path / "term")
     for n in range(6):
         folder = course / "submitted" / f"s{n}" / MODULE
@@ -597,19 +723,19 @@ def test_sigterm_ends_the_batch_cleanly(tmp_path):
     deadline = time.monotonic() + 180
     while not any(re.match(r"\[\s*1/", line) for line in lines) and time.monotonic() < deadline:
         time.sleep(0.1)
-    process.send_signal(signal.SIGTERM)
+    process.send_signal(stop)
     process.wait(timeout=120)
     reader.join(timeout=10)
     rest = "".join(lines)
     assert process.returncode == 1, rest
-    assert "stopped by SIGTERM" in rest
+    assert f"stopped by {stop.name}" in rest
     assert os.listdir(scratch) == [], "the scratch folder (solutions, gradebook copy) is removed"
     scratch.rmdir()
     rows = (course / "reports" / MODULE / "grades.csv").read_text().splitlines()
     assert len(rows) == 7 and any(",not graded," in r for r in rows)
     time.sleep(1)
     if os.geteuid() == 0:
-        assert not [p for slot in range(2) for p in processes_of(UID_BASE + slot)], "no sandbox survives"
+        assert not sandbox_processes(), "no sandbox survives"
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the sandbox exists only on Linux")
@@ -634,13 +760,182 @@ def test_an_environment_under_tmp_is_not_hidden_by_the_private_tmp():
         return [command[i + 1] for i in range(len(command) - 2)
                 if command[i] == "--bind" and command[i + 2] == target]
 
+    def tmpfs_at(command, target):
+        return [command[i - 1] for i in range(2, len(command) - 1)
+                if command[i] == "--tmpfs" and command[i + 1] == target and command[i - 2] == "--size"]
+
     def env(command):
         return {command[i + 1]: command[i + 2] for i in range(len(command) - 2) if command[i] == "--setenv"}
 
     layout = Layout(Path("/srv/box"))
-    usual = bwrap_command("bwrap", layout, {Path("/opt/venv"): Path("/opt/venv")}, data=False)
-    assert bound_at(usual, "/tmp") == [str(layout.tmp)] and env(usual)["TMPDIR"] == "/tmp"
+    usual = bwrap_command("bwrap", layout, {Path("/opt/venv"): Path("/opt/venv")}, data=False, disk_mb=8)
+    assert tmpfs_at(usual, "/tmp") == [str(8 * 2**20)] and env(usual)["TMPDIR"] == "/tmp", \
+        "a private, size-capped /tmp"
+    assert bound_at(usual, "/tmp") == []
     under_tmp = bwrap_command("bwrap", layout, {Path("/tmp/clone/.venv"): Path("/tmp/clone/.venv")}, data=False)
-    assert bound_at(under_tmp, "/tmp") == [], "a writable /tmp would cover the environment"
-    assert bound_at(under_tmp, "/var/tmp") == [str(layout.tmp)]
+    assert tmpfs_at(under_tmp, "/tmp") == [], "a writable /tmp would cover the environment"
+    assert tmpfs_at(under_tmp, "/var/tmp") == [str(256 * 2**20)]
     assert env(under_tmp)["TMPDIR"] == "/var/tmp" and env(under_tmp)["MPLCONFIGDIR"].startswith("/var/tmp/")
+
+
+# --- issue 20: nothing carries over, runs that cannot collide, a rerun after a killed run ------
+
+ADD_KEY, KEYCTL = {"x86_64": (248, 250), "aarch64": (217, 219)}[os.uname().machine]
+IPC_SETUP = """
+import ctypes, os
+libc = ctypes.CDLL(None, use_errno=True)
+libc.syscall.restype = ctypes.c_long
+rt = ctypes.CDLL('librt.so.1', use_errno=True)
+RINGS = ((-3, 'session key ring'), (-4, 'user key ring'), (-5, 'user session key ring'))
+PATHS = (os.environ['TMPDIR'] + '/mcf-left-behind', '/dev/shm/mcf-left-behind', 'mcf-left-behind')
+"""
+IPC_LEAVE = IPC_SETUP + f"""
+left = {{}}
+for ring, name in RINGS:
+    left[name] = libc.syscall({ADD_KEY}, b'user', b'mcf-left-behind', b'secret', 6, ring) > 0
+queue = rt.mq_open(b'/mcf-left-behind', os.O_CREAT | os.O_WRONLY, 0o600, None)
+left['message queue'] = queue >= 0 and rt.mq_send(queue, b'secret', 6, 0) == 0
+left['System V memory'] = libc.shmget(0x4d4346, 4096, 0o1000 | 0o600) >= 0
+for path in PATHS:
+    open(path, 'w').write('secret')
+    left[path] = True
+print('LEFT', sorted(k for k, v in left.items() if v))
+"""
+IPC_FIND = IPC_SETUP + f"""
+found = {{}}
+for ring, name in RINGS:
+    found[name] = libc.syscall({KEYCTL}, 10, ring, b'user', b'mcf-left-behind', 0) > 0
+found['message queue'] = rt.mq_open(b'/mcf-left-behind', os.O_RDONLY, 0, None) >= 0
+found['System V memory'] = libc.shmget(0x4d4346, 0, 0) >= 0
+for path in PATHS:
+    found[path] = os.path.exists(path)
+print('CARRIED', sorted(k for k, v in found.items() if v))
+"""
+
+
+def test_nothing_carries_over_between_students_in_one_sandbox(tmp_path, capsys):
+    """One worker, so one sandbox: the first student leaves IPC objects, key ring keys and
+    files behind; the next finds none. The run's terminal output stays free of escapes."""
+    course = new_course(tmp_path / "ipc")
+    submissions = {"ipc-1-leaves": answer_with(copy.deepcopy(SOURCE), FIRST, IPC_LEAVE),
+                   "ipc-2-looks": answer_with(copy.deepcopy(SOURCE), FIRST, IPC_FIND)}
+    for student, nb in submissions.items():
+        folder = course / "submitted" / student / MODULE
+        folder.mkdir(parents=True)
+        nbformat.write(nb, folder / f"{MODULE}.ipynb")
+    (course / "submitted" / "ipc-2-looks" / MODULE / f"{ESCAPES}.txt").symlink_to("/etc/hostname")
+    (course / "submitted" / f"{ESCAPES}x" / MODULE).mkdir(parents=True)
+    assert main([MODULE, "--course", str(course), "--workers", "1"]) == 0
+    terminal = capsys.readouterr()
+    left = re.search(r"LEFT (\[.*\])", printed(course, "ipc-1-leaves")).group(1)
+    assert len(eval(left)) == 8, f"the first student could not leave everything behind: {left}"
+    assert re.search(r"CARRIED (\[.*\])", printed(course, "ipc-2-looks")).group(1) == "[]"
+    assert "\x1b" not in terminal.out + terminal.err and "\x07" not in terminal.out + terminal.err
+    assert "\\x1b]0;owned" in terminal.out and "\\x1b]0;owned" in terminal.err
+
+
+def class_of_three(course: Path) -> dict[str, float]:
+    """Submit a complete, a partial and an unanswered notebook; return the scores they earn."""
+    blank = nbformat.read(course / "exercises" / MODULE / f"{MODULE}.ipynb", as_version=4)
+    partial = with_answers_from(SOURCE, blank, {LAST})
+    for student, nb in {"ada": SOURCE, "bob": partial, "cy": blank}.items():
+        folder = course / "submitted" / student / MODULE
+        folder.mkdir(parents=True)
+        nbformat.write(nb, folder / f"{MODULE}.ipynb")
+    return {"ada": FULL, "bob": FULL - POINTS[TESTS_OF[LAST]], "cy": 0}
+
+
+def gradebook_scores(course: Path) -> dict[str, float]:
+    from nbgrader.api import Gradebook
+
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
+        return {s.student.id: s.score for s in gb.assignment_submissions(MODULE)}
+
+
+def start_run(course: Path, scratch: Path, *args: str):
+    """mcf-grade in a process of its own; returns it and the lines of its standard error."""
+    env = dict(os.environ, TMPDIR=str(scratch), PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}")
+    process = subprocess.Popen([sys.executable, "-m", "mcf_course.grading", MODULE, "--course", str(course),
+                                *args], env=env, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+    lines: list[str] = []
+    threading.Thread(target=lambda: [lines.append(line) for line in process.stderr], daemon=True).start()
+    return process, lines
+
+
+def wait_for(lines: list[str], pattern: str, seconds: float = 240) -> None:
+    deadline = time.monotonic() + seconds
+    while not any(re.search(pattern, line) for line in lines):
+        assert time.monotonic() < deadline, f"no {pattern!r} in: {''.join(lines)[-2000:]}"
+        time.sleep(0.1)
+
+
+def scratch_base(tmp_path: Path) -> Path:
+    base = Path(tempfile.mkdtemp(dir="/tmp"))  # a TMPDIR the sandboxes can pass through
+    base.chmod(0o711)
+    return base
+
+
+def exposed(base: Path) -> list[Path]:
+    """Files below ``base`` that another (unprivileged) account could read."""
+    found = []
+    for folder, _dirs, files in os.walk(base):
+        try:  # the run goes on meanwhile: what it removed is not exposed
+            reachable = all(os.stat(p).st_mode & 0o001 for p in [Path(folder), *Path(folder).parents]
+                            if p.is_relative_to(base))
+            found += [Path(folder, name) for name in files
+                      if reachable and os.lstat(Path(folder, name)).st_mode & 0o004]
+        except FileNotFoundError:
+            continue
+    return found
+
+
+def test_two_runs_on_one_machine_never_collide(tmp_path, capsys):
+    """While one run grades a course: its scratch is the grader's alone, a second run on the
+    same course refuses, and a run on another course grades correctly beside it."""
+    one, two = new_course(tmp_path / "one"), new_course(tmp_path / "two")
+    expected = class_of_three(one)
+    class_of_three(two)
+    base = scratch_base(tmp_path)
+    first, lines = start_run(one, base, "--workers", "1")
+    wait_for(lines, r"\[\s*1/3\]")
+    scratch = next(base.glob("mcf-grade-*"))
+    assert (scratch / "private" / "template").is_dir() and exposed(base) == [], \
+        "nothing in the scratch folder (the solutions, the gradebook copy) is readable by others"
+    assert stat_mode(scratch / "private") == 0o700 and stat_mode(scratch / "private" / "template") == 0o700
+    assert main([MODULE, "--course", str(one), "--workers", "1"]) == 2
+    assert "another mcf-grade run is grading this course" in capsys.readouterr().err
+    beside = {o.student: (o.status, o.score) for o in grade_class(two, MODULE, workers=1, quiet=True)}
+    assert first.wait(timeout=300) == 0, "".join(lines)[-2000:]
+    assert beside == {s: ("graded", score) for s, score in expected.items()}
+    assert gradebook_scores(one) == expected and gradebook_scores(two) == expected
+    assert list(base.iterdir()) == []
+    base.rmdir()
+
+
+def stat_mode(path: Path) -> int:
+    return os.stat(path).st_mode & 0o777
+
+
+def test_a_plain_rerun_after_a_killed_run_regrades_what_did_not_end_cleanly(tmp_path, monkeypatch):
+    course = new_course(tmp_path / "killed")
+    expected = class_of_three(course)
+    base = scratch_base(tmp_path)
+    run, lines = start_run(course, base, "--workers", "2")
+    wait_for(lines, r"\[\s*1/3\]")
+    run.kill()  # SIGKILL: no clean-up of its own
+    run.wait()
+    time.sleep(2)
+    assert list(base.glob("mcf-grade-*")), "the killed run left its scratch folder"
+    if os.geteuid() == 0:
+        assert not sandbox_processes(), "the workers and sandboxes died with their run"
+    monkeypatch.setattr(tempfile, "tempdir", str(base))
+    outcomes = {o.student: o for o in grade_class(course, MODULE, workers=2, quiet=True)}
+    assert {s: o.score for s, o in outcomes.items()} == expected
+    assert {o.status for o in outcomes.values()} <= {"graded", "skipped"}
+    assert gradebook_scores(course) == expected
+    assert list(base.iterdir()) == [], "the stale scratch folder is removed at the next start"
+    forced = {o.student: (o.status, o.score) for o in grade_class(course, MODULE, workers=2, force=True,
+                                                                  sandbox_per_student=True, quiet=True)}
+    assert forced == {s: ("graded", score) for s, score in expected.items()}, \
+        "--force grades everyone again (here with a new sandbox for each student)"
+    base.rmdir()

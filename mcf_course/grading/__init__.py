@@ -3,10 +3,12 @@
     command.py      the ``mcf-grade`` command and ``grade_class`` (the coordinator)
     submissions.py  finding and preparing submissions (LMS downloads, extra files)
     worker.py       worker processes running nbgrader's autograde, and their preprocessors
+    claims.py       what a run holds on the machine: the course lock, sandbox uids, its scratch
     sandbox.py      the bubblewrap sandbox, seen from the worker
+    cgroups.py      memory and process limits for a whole sandbox
     parent.py       PID 1 inside a sandbox, which forks the kernels
     provisioner.py  the Jupyter kernel provisioner that starts kernels in the sandbox
-    record.py       recording results in the course's gradebook
+    record.py       recording results in the course's gradebook; who was graded cleanly
     feedback.py     feedback and report text without hidden tests
     report.py       the instructor's HTML report
 """

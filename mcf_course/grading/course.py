@@ -21,7 +21,8 @@ class Settings:
     workers: int
     cell_timeout: int = 60
     notebook_timeout: int = 600
-    memory_mb: int = 2048
+    memory_mb: int = 2048  # all processes of one student's sandbox together
+    disk_mb: int = 256     # each writable place of a sandbox (in memory, so within memory_mb)
     force: bool = False
     sandbox_per_student: bool = False  # a new sandbox for every student (slower, see grading page)
 
@@ -30,7 +31,7 @@ class Settings:
         password) and nothing else it does not use."""
         return {"course": str(self.course), "module": self.module, "cell_timeout": self.cell_timeout,
                 "notebook_timeout": self.notebook_timeout, "memory_mb": self.memory_mb,
-                "sandbox_per_student": self.sandbox_per_student}
+                "disk_mb": self.disk_mb, "sandbox_per_student": self.sandbox_per_student}
 
 
 @dataclass
@@ -38,17 +39,23 @@ class Outcome:
     """What happened to one student's submission."""
 
     student: str
-    # graded | kernel died | failed to run | timed out | missing notebook | skipped
+    # graded | skipped (graded cleanly before) | kernel died | incomplete tests | failed to run
+    # | timed out | missing notebook | not autograded (nbgrader refused the notebook)
+    # | feedback failed | not recorded | not graded (the run stopped first)
     status: str = "graded"
     reason: str = ""
     seconds: float = 0.0
     score: float | None = None
     max_score: float | None = None
     scores: dict = field(default_factory=dict)
+    recorded: bool = False  # this run wrote the student's grades to the gradebook
 
     @property
     def needs_attention(self) -> bool:
         return self.status not in ("graded", "skipped")
+
+    def add_reason(self, *notes: str) -> None:
+        self.reason = "; ".join(filter(None, [self.reason, *notes]))
 
 
 @functools.cache
@@ -74,6 +81,13 @@ def course_folders(course: Path) -> dict[str, str]:
             "submitted": config.get("submitted_directory", "submitted"),
             "autograded": config.get("autograded_directory", "autograded"),
             "feedback": config.get("feedback_directory", "feedback")}
+
+
+def assignment_notebooks(course: Path, module: str) -> list[str]:
+    """The names (without .ipynb) of the assignment's notebooks, as nbgrader finds them: every
+    notebook at the top of its source folder."""
+    source = course / course_folders(course)["source"] / module
+    return sorted(p.stem for p in source.glob("*.ipynb") if p.is_file())
 
 
 def course_ignore(course: Path) -> list[str]:

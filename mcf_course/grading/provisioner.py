@@ -22,6 +22,7 @@ from mcf_course.grading.sandbox import INSIDE_RUN, Sandbox
 KERNEL_NAME = "mcf-sandbox"
 PROVISIONER_NAME = "mcf-sandbox-provisioner"  # the entry point in pyproject.toml
 ACTIVE: Sandbox | None = None  # the worker's sandbox; set by the worker before grading
+LAUNCHED = [0]  # kernels started so far (the worker tells from it whether any code ran)
 
 
 def write_kernelspec(folder: Path) -> Path:
@@ -60,7 +61,11 @@ class SandboxProvisioner(LocalProvisioner):
         if sandbox.root:
             os.chown(connection, sandbox.uid, sandbox.uid)
         connection.chmod(0o600)
-        self.pid = sandbox.start_kernel()
+        # nbgrader's own variables reach the kernel (NBGRADER_EXECUTION=autograde), nothing
+        # else of the grader's environment
+        env = kwargs.get("env") or {}
+        self.pid = sandbox.start_kernel({k: v for k, v in env.items() if k.startswith("NBGRADER_")})
+        LAUNCHED[0] += 1
         return self.connection_info
 
     @property

@@ -28,6 +28,7 @@ from mcf_course.grading.feedback import (  # noqa: E402
     hidden_snippets,
     scrub,
 )
+from mcf_course.grading.submissions import printable  # noqa: E402
 from mcf_course.plotting import OKABE_ITO, use_course_style  # noqa: E402
 
 
@@ -68,10 +69,14 @@ def write_report(path: Path, settings, outcomes: list, autograded: Path, notes=(
     cells = sorted({g for o in graded for g in o.scores})
     auto_cells = [g for g in cells if g.endswith("_tests")] or cells
     failures: Counter = Counter()
+    from mcf_course.grading.course import assignment_notebooks
+
+    names = assignment_notebooks(settings.course, settings.module)
     for o in graded:
-        notebook = autograded / o.student / settings.module / f"{settings.module}.ipynb"
-        if notebook.is_file():
-            failures.update(failing_tests(notebook))
+        for name in names:
+            notebook = autograded / o.student / settings.module / f"{name}.ipynb"
+            if notebook.is_file():
+                failures.update(failing_tests(notebook))
 
     figures = []
     if graded:
@@ -93,10 +98,13 @@ def write_report(path: Path, settings, outcomes: list, autograded: Path, notes=(
                         "A horizontal bar per autograded question: the share of students with full "
                         "marks on it.", _png(fig)))
 
+    def text(value) -> str:
+        return html.escape(printable(value))
+
     rows = "\n".join(
-        f"<tr><td>{html.escape(o.student)}</td><td>{html.escape(o.status)}</td>"
+        f"<tr><td>{text(o.student)}</td><td>{text(o.status)}</td>"
         f"<td>{'' if o.score is None else f'{o.score:g} / {o.max_score:g}'}</td>"
-        f"<td>{html.escape(o.reason)}</td></tr>" for o in sorted(outcomes, key=lambda o: o.student))
+        f"<td>{text(o.reason)}</td></tr>" for o in sorted(outcomes, key=lambda o: o.student))
     common = "\n".join(
         f"<tr><td>{n}</td><td>{html.escape(cell)}</td><td>{html.escape(what)}</td></tr>"
         for (cell, what), n in failures.most_common(15))
@@ -104,8 +112,7 @@ def write_report(path: Path, settings, outcomes: list, autograded: Path, notes=(
                        f"<figcaption>{html.escape(title)}</figcaption></figure>"
                        for title, alt, data in figures)
     attention = sum(1 for o in outcomes if o.needs_attention)
-    unused = "\n".join(f"<tr><td>{html.escape(n.file)}</td><td>{html.escape(n.what)}</td></tr>"
-                       for n in notes)
+    unused = "\n".join(f"<tr><td>{text(n.file)}</td><td>{text(n.what)}</td></tr>" for n in notes)
     page = f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
 <title>Grading report: {html.escape(settings.module)}</title>

@@ -15,22 +15,25 @@ What bubblewrap gives every sandbox (see ``bwrap_command``):
 
 - new user, PID, mount, IPC, UTS, network and (where available) cgroup namespaces; no
   network at all (not even to this machine); further user namespaces disabled;
-- an unprivileged uid of its own (when the grader runs as root: ``UID_BASE`` + the worker's
-  slot, a uid no account uses), no capabilities, ``no_new_privs``;
+- an unprivileged uid of its own (when the grader runs as root: a uid from ``UID_BASE`` up
+  that no account uses and that this run alone holds, see ``mcf_course.grading.claims``), no
+  capabilities, ``no_new_privs``;
 - a read-only view of only ``/usr`` (and the ``/bin``, ``/lib`` links), a few files of
   ``/etc``, the Python environment, the ``mcf_course`` package and the datasets. Not the rest
   of ``/etc`` (no ``/etc/shadow``), not ``/root`` or ``/home``, not the course folder, its
   gradebook, its solutions or other students' submissions;
-- writable: only the student's folder, a private ``/tmp`` and ``/dev/shm``, and the folder of
-  the kernel's sockets, all emptied between students (the private temporary folder is
-  ``/var/tmp`` instead when the Python environment itself lives under ``/tmp``, which a
-  writable ``/tmp`` would hide);
+- writable: only the student's folder and the folder of the kernel's sockets (a size-capped
+  in-memory file system of the worker's, as root), a private ``/tmp`` and ``/dev/shm``
+  (size-capped in-memory file systems of the sandbox's own) and a private ``/dev/mqueue``,
+  all emptied between students (the private temporary folder is ``/var/tmp`` instead when the
+  Python environment itself lives under ``/tmp``, which a writable ``/tmp`` would hide);
 - ``--die-with-parent``: if the worker dies, the sandbox dies with it, and with its PID 1 gone
   the kernel ends every process in it.
 
-Limits (set before ``bwrap`` starts, inherited by every process inside): address space,
-CPU seconds per process, file size, number of processes and open files; the wall clock is
-the worker's notebook timeout.
+Limits: memory and the number of processes of the whole sandbox, with a cgroup of its own
+(``mcf_course.grading.cgroups``, as root); and, set before ``bwrap`` starts and inherited by
+every process inside, address space, CPU seconds and file size per process, processes per
+uid and open files; the wall clock is the worker's notebook timeout.
 
 Running as root is the intended set-up (a grading server or CI). Python environments under
 ``/root`` or a home folder the sandbox uid cannot enter are made visible with a private bind
@@ -54,7 +57,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-UID_BASE = 1_900_000_000  # far above any account; one uid per worker slot
+from mcf_course.grading.claims import end_processes_of, processes_of
+
 INSIDE_HOME = "/home/student"
 INSIDE_RUN = "/run/kernel"
 INSIDE_DATA = "/srv/datasets"
@@ -85,10 +89,11 @@ def require_sandbox() -> str:
 
 @dataclass(frozen=True)
 class Limits:
-    memory_mb: int = 2048
+    memory_mb: int = 2048     # the whole sandbox (cgroup), and each process's address space
+    disk_mb: int = 256        # each of: the student's folder, /tmp, /dev/shm (in memory: counts in memory_mb)
     cpu_seconds: int = 600
     file_mb: int = 64
-    processes: int = 256  # threads count too; a kernel uses about 15
+    processes: int = 256      # threads count too; a kernel uses about 15
     open_files: int = 1024
 
     def apply(self, processes: bool = True) -> None:
@@ -121,16 +126,8 @@ class Layout:
         return self.box / "run"
 
     @property
-    def tmp(self) -> Path:
-        return self.box / "tmp"
-
-    @property
-    def shm(self) -> Path:
-        return self.box / "shm"
-
-    @property
     def writable(self) -> tuple[Path, ...]:
-        return (self.home, self.run, self.tmp, self.shm)
+        return (self.home, self.run)
 
 
 def _python_paths() -> list[Path]:
@@ -177,7 +174,17 @@ def kernel_environment(data_inside: str | None, tmp: str = "/tmp") -> dict[str, 
     return env
 
 
-def bwrap_command(bwrap: str, layout: Layout, staged: dict[Path, Path], data: bool) -> list[str]:
+def private_disk(box: Path, size_mb: int) -> None:
+    """Mount a size-capped in-memory file system on ``box`` (the student's folder and the
+    kernel's sockets go in it). Only as root, and only in a worker that has a mount namespace
+    of its own (see ``Worker``): the mount ends with the worker."""
+    box.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size_mb}m,mode=755,nosuid,nodev",
+                    "mcf-grade-box", str(box)], check=True)
+
+
+def bwrap_command(bwrap: str, layout: Layout, staged: dict[Path, Path], data: bool,
+                  disk_mb: int = 256) -> list[str]:
     """The ``bwrap`` argument list for one sandbox, its parent process as PID 1.
 
     ``staged`` maps each read-only folder the sandbox sees to the host path it is bound from
@@ -190,9 +197,10 @@ def bwrap_command(bwrap: str, layout: Layout, staged: dict[Path, Path], data: bo
         args += ["--ro-bind", str(source), str(inside)]
     # A writable /tmp bound over an environment that lives in /tmp would hide it.
     tmp = "/var/tmp" if any(Path(inside).is_relative_to("/tmp") for inside in staged) else "/tmp"
-    args += ["--proc", "/proc", "--dev", "/dev",
+    size = str(disk_mb * 2**20)
+    args += ["--proc", "/proc", "--dev", "/dev", "--mqueue", "/dev/mqueue",
              "--bind", str(layout.home), INSIDE_HOME, "--bind", str(layout.run), INSIDE_RUN,
-             "--bind", str(layout.tmp), tmp, "--bind", str(layout.shm), "/dev/shm",
+             "--size", size, "--tmpfs", tmp, "--size", size, "--tmpfs", "/dev/shm",
              "--remount-ro", "/", "--chdir", INSIDE_HOME]
     for name, value in kernel_environment(INSIDE_DATA if data else None, tmp).items():
         args += ["--setenv", name, value]
@@ -200,9 +208,12 @@ def bwrap_command(bwrap: str, layout: Layout, staged: dict[Path, Path], data: bo
 
 
 def stage_and_exec(plan: dict) -> None:
-    """Run inside ``unshare --mount`` as root: bind every folder the sandbox uid cannot reach
-    onto a reachable staging point (visible only in this private mount namespace), set the
-    limits, drop to the sandbox uid with no capabilities, and become ``bwrap``."""
+    """Run inside ``unshare --mount`` as root: join the sandbox's cgroups, bind every folder
+    the sandbox uid cannot reach onto a reachable staging point (visible only in this private
+    mount namespace), set the limits, drop to the sandbox uid with no capabilities, and
+    become ``bwrap``."""
+    for procs in plan["cgroups"]:
+        Path(procs).write_text(str(os.getpid()))
     for source, point in plan["stage"]:
         Path(point).mkdir(parents=True, exist_ok=True)
         for command in (["mount", "--bind", source, point],
@@ -218,13 +229,18 @@ def stage_and_exec(plan: dict) -> None:
 class Sandbox:
     """One bubblewrap sandbox and the pre-loaded parent inside it, seen from the worker."""
 
-    def __init__(self, box: Path, slot: int, limits: Limits, data_dir: Path | None, private: Path):
-        """``box``: the sandbox's folders (reachable by its uid); ``private``: a folder of the
-        worker's that the sandbox never sees (its log and launch plan go there)."""
+    def __init__(self, box: Path, uid: int, limits: Limits, data_dir: Path | None, private: Path):
+        """``box``: the sandbox's folders (reachable by its uid); ``uid``: a sandbox uid this
+        run holds; ``private``: a folder of the worker's that the sandbox never sees (its log
+        and launch plan go there)."""
+        from mcf_course.grading.cgroups import SandboxCgroup, available
+
         bwrap = require_sandbox()
         self.layout, self.limits, self.log_path = Layout(box), limits, private / "sandbox.log"
         self.root = os.geteuid() == 0
-        self.uid = UID_BASE + slot if self.root else os.geteuid()
+        self.uid = uid if self.root else os.geteuid()
+        self.cgroup = SandboxCgroup(str(self.uid), limits.memory_mb * 2**20, limits.processes) \
+            if self.root and available()[0] else None
         self.exited: dict[int, int] = {}
         self._pending, self._replies = b"", []
         box.mkdir(parents=True, exist_ok=True)
@@ -233,15 +249,17 @@ class Sandbox:
         for inside, path in [(p, p) for p in _python_paths()] + (
                 [(Path(INSIDE_DATA), data_dir.resolve())] if data_dir else []):
             if self.root and not searchable_by_others(path):
-                point = box.parent / f".stage-{slot}" / str(len(stage))
+                point = box.parent / f".stage-{box.name}" / str(len(stage))
                 stage.append((str(path), str(point)))
                 staged[inside] = point
             else:
                 staged[inside] = path
-        command = bwrap_command(bwrap, self.layout, staged, data=data_dir is not None)
+        command = bwrap_command(bwrap, self.layout, staged, data=data_dir is not None,
+                                disk_mb=limits.disk_mb)
         with self.log_path.open("ab") as log_file:
             if self.root:
-                plan = {"stage": stage, "limits": limits.__dict__, "uid": self.uid, "bwrap": command}
+                plan = {"stage": stage, "limits": limits.__dict__, "uid": self.uid, "bwrap": command,
+                        "cgroups": self.cgroup.procs_files if self.cgroup else []}
                 plan_file = private / "sandbox-plan.json"
                 plan_file.write_text(json.dumps(plan))
                 plan_file.chmod(0o600)
@@ -304,9 +322,11 @@ class Sandbox:
             return self.exited.setdefault(pid, -9)
         return self.exited.get(pid)
 
-    def start_kernel(self) -> int:
-        """Fork a kernel for the connection file in ``run/connection.json``; its pid inside."""
-        self._send({"op": "kernel", "connection_file": f"{INSIDE_RUN}/connection.json"})
+    def start_kernel(self, env: dict[str, str] | None = None) -> int:
+        """Fork a kernel for the connection file in ``run/connection.json``; its pid inside.
+        ``env``: variables to add to the kernel's environment (``NBGRADER_EXECUTION``)."""
+        self._send({"op": "kernel", "connection_file": f"{INSIDE_RUN}/connection.json",
+                    "env": env or {}})
         reply = self._read(60)
         if "pid" not in reply:
             raise RuntimeError(f"the sandbox could not start a kernel: {reply}")
@@ -317,14 +337,15 @@ class Sandbox:
         self._read(10)
 
     def reset(self) -> None:
-        """End every process in the sandbox but its parent, then empty its writable folders."""
+        """End every process in the sandbox but its parent, which then empties the sandbox's
+        own /tmp, /dev/shm, message queues, System V IPC and key rings. The worker empties the
+        student's folder (``clear``) once it has taken what it needs from it."""
         self._send({"op": "reset"})
-        reply = self._read(30)
+        reply = self._read(60)
         if reply.get("clean") is not True:
             raise RuntimeError(f"the sandbox could not end every student process: {reply}")
         self.exited.clear()
         self.kill_strays()
-        self.clear()
 
     # --- the host side -------------------------------------------------------------------
 
@@ -350,11 +371,8 @@ class Sandbox:
             return []
         own = self.sandbox_pids()
         strays = [pid for pid in processes_of(self.uid) if pid not in own]
-        for pid in strays:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+        if strays:
+            end_processes_of(self.uid, spare=own)
         return strays
 
     def sandbox_pids(self) -> set[int]:
@@ -369,14 +387,10 @@ class Sandbox:
         except (ProcessLookupError, PermissionError):
             pass
         self.process.wait()
-        deadline = time.monotonic() + 10
-        while self.root and processes_of(self.uid) and time.monotonic() < deadline:
-            for pid in processes_of(self.uid):
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-            time.sleep(0.05)
+        if self.cgroup:
+            self.cgroup.remove()
+        if self.root:
+            end_processes_of(self.uid)
 
     def log_tail(self) -> str:
         try:
@@ -384,23 +398,6 @@ class Sandbox:
         except OSError:
             return "(no log)"
         return " | ".join(lines[-4:])[-600:]
-
-
-def processes_of(uid: int) -> list[int]:
-    """Pids of live processes whose real uid is ``uid``."""
-    found = []
-    for status in Path("/proc").glob("[0-9]*/status"):
-        try:
-            for line in status.read_text().splitlines():
-                if line.startswith("Uid:"):
-                    if int(line.split()[1]) == uid:
-                        found.append(int(status.parent.name))
-                    break
-                if line.startswith("State:") and line.split()[1] in ("Z", "X"):
-                    break
-        except (OSError, ValueError):
-            continue
-    return found
 
 
 def parent_pid(pid: int) -> int | None:

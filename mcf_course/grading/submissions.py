@@ -1,7 +1,8 @@
 """Finding and preparing what students handed in, before anything of theirs runs.
 
 Every decision here is reported: a file that is not used, a notebook graded under another
-name, a cell whose nbgrader marks were removed. Nothing is dropped without a word.
+name, a cell whose nbgrader marks were removed. Nothing is dropped without a word. Every
+name a student chose reaches the instructor through ``printable`` (no terminal escapes).
 """
 
 from __future__ import annotations
@@ -22,6 +23,14 @@ FILE_LIMIT_MB = 20       # one extra file in a submission folder
 FOLDER_LIMIT_MB = 100    # all of a submission's extra files together
 
 
+def printable(text) -> str:
+    """``text`` with every control or invisible formatting character (terminal escape
+    sequences, carriage returns, bidirectional overrides, line separators) written as its
+    Python escape (``\\x1b``, ``\\u202e``): what a student named a file can then neither
+    move the cursor nor clear the screen of a terminal, nor break a CSV row."""
+    return "".join(ch if ch == " " or ch.isprintable() else ascii(ch)[1:-1] for ch in str(text))
+
+
 @dataclass(frozen=True)
 class Note:
     """A file that was not used, or was used in a way worth saying."""
@@ -30,7 +39,7 @@ class Note:
     what: str
 
     def __str__(self) -> str:
-        return f"{self.file}: {self.what}"
+        return printable(f"{self.file}: {self.what}")
 
 
 def valid_student_id(student: str) -> bool:
@@ -80,18 +89,23 @@ def stage_lms_downloads(folder: Path, pattern: str, submitted: Path, module: str
     return notes
 
 
-def find_submission(folder: Path, module: str) -> tuple[Path | None, str]:
-    """The student's notebook for this module, and a warning if it was found by a fallback."""
-    expected = folder / f"{module}.ipynb"
-    if expected.is_file() and not expected.is_symlink():
-        return expected, ""
+def find_notebooks(folder: Path, names: list[str]) -> tuple[dict[str, Path], str]:
+    """The student's file for each of the assignment's notebooks (``names``) that the folder
+    holds, and a warning if one was found by a fallback: an assignment of one notebook takes
+    the folder's only notebook whatever its name. Notebooks of other names are left out, as
+    nbgrader leaves them out."""
+    found = {name: folder / f"{name}.ipynb" for name in names
+             if (folder / f"{name}.ipynb").is_file() and not (folder / f"{name}.ipynb").is_symlink()}
+    if found or len(names) != 1:
+        return found, ""
+    expected = f"{names[0]}.ipynb"
     others = sorted(p for p in folder.glob("*.ipynb")
                     if not p.name.startswith(".") and p.is_file() and not p.is_symlink())
     if len(others) == 1:
-        return others[0], f"graded {others[0].name!r} as {expected.name} (wrong file name)"
+        return {names[0]: others[0]}, f"graded {others[0].name!r} as {expected} (wrong file name)"
     if others:
-        return None, f"no {expected.name}; several other notebooks: {', '.join(p.name for p in others)}"
-    return None, f"no {expected.name} in the submission"
+        return {}, f"no {expected}; several other notebooks: {', '.join(p.name for p in others)}"
+    return {}, f"no {expected} in the submission"
 
 
 def extra_files(folder: Path, ignore: list[str]) -> tuple[list[Path], list[str]]:
@@ -118,11 +132,13 @@ def extra_files(folder: Path, ignore: list[str]) -> tuple[list[Path], list[str]]
     return files, skipped
 
 
-def copy_submission(folder: Path, notebook: Path, module: str, ignore: list[str], out: Path) -> str:
-    """Put a submission, as nbgrader would see it, in ``out``: the notebook as ``<module>.ipynb``,
-    the timestamp, and the extra files. Returns a note on files left out ('' if none)."""
+def copy_submission(folder: Path, notebooks: dict[str, Path], ignore: list[str], out: Path) -> str:
+    """Put a submission, as nbgrader would see it, in ``out``: each notebook under its
+    assignment name (``<name>.ipynb``), the timestamp, and the extra files. Returns a note on
+    files left out ('' if none)."""
     out.mkdir(parents=True, exist_ok=True)
-    shutil.copy(notebook, out / f"{module}.ipynb")
+    for name, notebook in notebooks.items():
+        shutil.copy(notebook, out / f"{name}.ipynb")
     if (folder / "timestamp.txt").is_file() and not (folder / "timestamp.txt").is_symlink():
         shutil.copy(folder / "timestamp.txt", out / "timestamp.txt")
     files, skipped = extra_files(folder, ignore)

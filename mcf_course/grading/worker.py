@@ -5,15 +5,21 @@ The worker process is started by the coordinator (``Worker``) and reads, on stan
 first its settings and then one task per line; it answers each with one ``@@RESULT`` line.
 Nothing a worker is told travels in its argv or environment.
 
-Three preprocessors join nbgrader's pipeline (see ``autograde_preprocessors``):
+Preprocessors join nbgrader's pipeline (see ``autograde_preprocessors``):
 
 - ``MarkTestEnds`` / ``CheckTestEnds``: every autograded test cell gets a last line that prints
   a token drawn afresh for each run; a test cell counts as passed only if it printed it, that
   is, if it ran to its end. A kernel that dies inside a test (``os._exit`` in the student's
   function) or code that skips the rest of a cell therefore fails that test.
 - ``RecoveringExecute``: nbgrader's Execute, except that a dead kernel fails the cell it was
-  running and the cells after it, rather than the whole submission.
-- ``TrimOutput``: one enormous output is cut (nbgrader's own limit counts lines).
+  running and the cells after it, rather than the whole submission, and that output is
+  capped as it arrives (``OutputCap``), whatever its type, so no output can fill the
+  worker's memory or the autograded notebook.
+
+After a notebook has run and every process of the student has ended, the files its code
+wrote in its folder are taken (``take_files``) so that they land in ``autograded/`` as they
+do with nbgrader. A failure of the feedback step is reported with the result, never in
+place of it: the grades stand.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -31,11 +38,18 @@ from pathlib import Path
 
 import nbformat
 
-from mcf_course.grading.course import Settings, course_folders, run_converter
-from mcf_course.grading.sandbox import UID_BASE, Limits, Sandbox, processes_of
+from mcf_course.grading.claims import end_processes_of
+from mcf_course.grading.course import Settings, assignment_notebooks, course_folders, run_converter
+from mcf_course.grading.sandbox import Limits, Sandbox, private_disk
+from mcf_course.grading.submissions import FILE_LIMIT_MB, FOLDER_LIMIT_MB
 
 RESULT = "@@RESULT "
-TRIM_LIMIT = 100_000  # characters in one output
+TEXT_LIMIT = 100_000         # characters of one text output (a stream, text/*, an error)
+DATA_LIMIT = 2_000_000       # bytes of one other output (an image, JSON, a widget message)
+CELL_LIMIT = 5_000_000       # all outputs of one cell
+NOTEBOOK_LIMIT = 20_000_000  # all outputs of one notebook
+FILES_LIMIT = 1000           # files taken from the student's folder after a run
+CUT = "[output cut by the grader: {}]"
 INCOMPLETE = ("the test did not run to its end (the kernel died, or code skipped the rest of "
               "the test)")
 
@@ -48,6 +62,103 @@ def _is_test(cell) -> bool:
 def _error(ename: str, message: str):
     return nbformat.v4.new_output("error", ename=ename, evalue=message,
                                   traceback=[f"{ename}: {message}"])
+
+
+def _size(value, limit: int) -> int:
+    """The size of ``value`` as JSON, roughly; stops counting once past ``limit``."""
+    if isinstance(value, str):
+        return len(value)
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return len(value)
+    total, stack = 0, [value]
+    while stack and total <= limit:
+        item = stack.pop()
+        if isinstance(item, dict):
+            total += 2 + sum(len(str(k)) + 4 for k in item)
+            stack.extend(item.values())
+        elif isinstance(item, (list, tuple)):
+            total += 2 + len(item)
+            stack.extend(item)
+        else:
+            total += len(item) if isinstance(item, (str, bytes)) else 8
+    return total
+
+
+class OutputCap:
+    """Caps outputs as the kernel's messages arrive, before nbclient stores them: a text output
+    is cut at TEXT_LIMIT characters, any other output over DATA_LIMIT is replaced by a note,
+    and once a cell (or the notebook) has CELL_LIMIT (NOTEBOOK_LIMIT) of output, its further
+    outputs are replaced by a note. Errors always stay (grades depend on them), cut to size."""
+
+    def __init__(self):
+        self.cells: dict[int, int] = {}    # characters/bytes admitted, by cell
+        self.streams: dict[int, int] = {}  # of which stream text
+        self.total = 0
+        self.noted: set[int] = set()
+
+    def _room(self, cell: int) -> int:
+        return max(0, min(CELL_LIMIT - self.cells.get(cell, 0), NOTEBOOK_LIMIT - self.total))
+
+    def _take(self, cell: int, size: int) -> None:
+        self.cells[cell] = self.cells.get(cell, 0) + size
+        self.total += size
+
+    def _note_once(self, cell: int, what: str) -> str:
+        if cell in self.noted:
+            return ""
+        self.noted.add(cell)
+        return "\n" + CUT.format(what) + "\n"
+
+    def admit(self, msg: dict, cell: int) -> bool:
+        """Cut ``msg`` down in place; False if it is to be dropped altogether."""
+        kind, content = msg.get("msg_type"), msg.get("content", {})
+        if kind == "clear_output":
+            self.total -= self.cells.pop(cell, 0)
+            self.streams.pop(cell, None)
+            self.noted.discard(cell)
+        elif kind == "stream":
+            text = str(content.get("text", ""))
+            room = min(self._room(cell), TEXT_LIMIT - self.streams.get(cell, 0))
+            if len(text) > room:
+                text = text[:room] + self._note_once(cell, f"more than {TEXT_LIMIT:,} characters")
+            content["text"] = text
+            self._take(cell, len(text))
+            self.streams[cell] = self.streams.get(cell, 0) + len(text)
+            return bool(text)
+        elif kind in ("display_data", "execute_result", "update_display_data"):
+            data = content.get("data") or {}
+            for mime, value in list(data.items()):
+                size = _size(value, DATA_LIMIT)
+                if isinstance(value, str) and mime.startswith("text/") and size > TEXT_LIMIT:
+                    data[mime] = value[:TEXT_LIMIT] + "\n" + CUT.format(f"more than {TEXT_LIMIT:,} characters")
+                elif size > DATA_LIMIT:
+                    data[mime] = CUT.format(f"{mime} output of more than {DATA_LIMIT:,} bytes") \
+                        if mime.startswith("text/") else None
+            for mime in [m for m, v in data.items() if v is None]:
+                del data[mime]
+                data.setdefault("text/plain", CUT.format(f"{mime} output of more than {DATA_LIMIT:,} bytes"))
+            if _size(content.get("metadata") or {}, TEXT_LIMIT) > TEXT_LIMIT:
+                content["metadata"] = {}
+            size = _size(data, CELL_LIMIT)
+            if size > self._room(cell):
+                content["data"] = {"text/plain": CUT.format("this cell's or notebook's output is over its limit")}
+                content["metadata"] = {}
+                size = 100
+            self._take(cell, size)
+        elif kind == "error":
+            content["evalue"] = str(content.get("evalue", ""))[:TEXT_LIMIT]
+            lines, kept = content.get("traceback") or [], []
+            budget = TEXT_LIMIT
+            for line in [str(x) for x in lines][-200:]:
+                kept.append(line[:budget])
+                budget -= len(kept[-1])
+                if budget <= 0:
+                    break
+            content["traceback"] = kept
+        elif kind.startswith("comm"):
+            size = _size(content.get("data"), DATA_LIMIT) + sum(len(b) for b in msg.get("buffers") or [])
+            return size <= DATA_LIMIT
+        return True
 
 
 def autograde_preprocessors():
@@ -88,34 +199,25 @@ def autograde_preprocessors():
                 cell.outputs.append(_error("TestIncomplete", INCOMPLETE))
             return cell, resources
 
-    class TrimOutput(Preprocessor):
-        """Cut any single output over TRIM_LIMIT characters (nbgrader's LimitOutput counts
-        lines, so one enormous line gets through). Scores do not depend on output text."""
-
-        enabled = Bool(True)
-
-        def preprocess_cell(self, cell, resources, index):
-            note = "\n... [output cut by the grader]\n"
-            for output in cell.get("outputs", []):
-                if output.get("output_type") == "stream" and len(output.get("text", "")) > TRIM_LIMIT:
-                    output["text"] = output["text"][:TRIM_LIMIT] + note
-                for mime, value in output.get("data", {}).items():
-                    if isinstance(value, str) and len(value) > TRIM_LIMIT:
-                        output["data"][mime] = value[:TRIM_LIMIT] + note
-            return cell, resources
-
     class RecoveringExecute(Execute):
         """nbgrader's Execute, except that a dead kernel fails the cell it was running and
-        the rest of the notebook, rather than the whole submission."""
+        the rest of the notebook, rather than the whole submission, and that output is capped
+        as it arrives (``OutputCap``)."""
 
         running = -1
+        cap = OutputCap()
+
+        def process_message(self, msg, cell, cell_index):
+            if not self.cap.admit(msg, cell_index):
+                return None
+            return super().process_message(msg, cell, cell_index)
 
         def preprocess_cell(self, cell, resources, index):
             self.running = index
             return super().preprocess_cell(cell, resources, index)
 
         def preprocess(self, nb, resources=None, km=None):
-            self.running = -1
+            self.running, self.cap = -1, OutputCap()
             try:
                 return super().preprocess(nb, resources, km)
             except DeadKernelError:
@@ -130,13 +232,13 @@ def autograde_preprocessors():
 
     defaults = Autograde.class_traits()["autograde_preprocessors"].default()
     assert defaults[0] is Execute, "nbgrader's autograde pipeline no longer starts with Execute"
-    return [MarkTestEnds, RecoveringExecute, CheckTestEnds, TrimOutput, *defaults[1:]]
+    return [MarkTestEnds, RecoveringExecute, CheckTestEnds, *defaults[1:]]
 
 
-def fill_home(sandbox: Sandbox, submitted: Path, source: Path, released: Path, module: str) -> None:
+def fill_home(sandbox: Sandbox, submitted: Path, source: Path, released: Path) -> None:
     """What the kernel finds in its working folder, as in nbgrader's autograded folder but for
     the notebooks: the student's other files, then the assignment's own files over them, and
-    the released (student) version of the notebook, never the one with hidden tests."""
+    the released (student) version of the notebooks, never those with hidden tests."""
     home = sandbox.layout.home
     for folder in (submitted, source):
         for path in folder.rglob("*"):
@@ -145,10 +247,51 @@ def fill_home(sandbox: Sandbox, submitted: Path, source: Path, released: Path, m
                 target = home / path.relative_to(folder)
                 target.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy(path, target)
-    shutil.copy(released, home / f"{module}.ipynb")
+    for notebook in released.glob("*.ipynb"):
+        shutil.copy(notebook, home / notebook.name)
     if sandbox.root:
         for path in [home, *home.rglob("*")]:
             os.chown(path, sandbox.uid, sandbox.uid, follow_symlinks=False)
+
+
+def take_files(home: Path, out: Path) -> str:
+    """Copy the files in the student's folder after a run (what nbgrader's autograded folder
+    holds: the submitted and assignment files, and whatever the student's code wrote) to
+    ``out``. Called only once every process of the student has ended, so nothing changes
+    underneath; only regular files, never through a symbolic link, within FILES_LIMIT files
+    and the size limits of a submission. Notebooks and ``timestamp.txt`` are nbgrader's own.
+    Returns a note on what was left out ('' if nothing)."""
+    left_out, count, total = [], 0, 0
+    for folder, dirs, files in os.walk(home):  # never follows links
+        dirs.sort()
+        for name in sorted(files):
+            path = Path(folder, name)
+            relative = path.relative_to(home)
+            if path.suffix == ".ipynb" or relative == Path("timestamp.txt"):
+                continue
+            try:
+                fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+            except OSError:
+                left_out.append(f"{relative} (not a regular file)")
+                continue
+            with os.fdopen(fd, "rb") as source:
+                size = os.fstat(fd).st_size
+                if not os.path.stat.S_ISREG(os.fstat(fd).st_mode):
+                    left_out.append(f"{relative} (not a regular file)")
+                elif count >= FILES_LIMIT or size > FILE_LIMIT_MB * 2**20 \
+                        or total + size > FOLDER_LIMIT_MB * 2**20:
+                    left_out.append(f"{relative} (over the limit of {FILES_LIMIT} files, "
+                                    f"{FILE_LIMIT_MB} MB each, {FOLDER_LIMIT_MB} MB in all)")
+                else:
+                    target = out / relative
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    with target.open("wb") as copy:
+                        shutil.copyfileobj(source, copy)
+                    count, total = count + 1, total + size
+    if not left_out:
+        return ""
+    shown = ", ".join(left_out[:5]) + (f" and {len(left_out) - 5} more" if len(left_out) > 5 else "")
+    return f"files the code wrote that were not kept: {shown}"
 
 
 class _ErrorLog(logging.Handler):
@@ -168,16 +311,20 @@ def run_worker(options: dict) -> None:
                            "db_url": "", "workers": 1})
     from mcf_course.grading import provisioner
 
-    home, template = Path(options["home"]), Path(options["template"])
+    home, template, box = Path(options["home"]), Path(options["template"]), Path(options["box"])
     scratch, jupyter_path = home / "scratch", home / "jupyter"
     os.environ["JUPYTER_PATH"] = str(jupyter_path)
     provisioner.write_kernelspec(jupyter_path)
     folders = course_folders(settings.course)
-    limits = Limits(memory_mb=settings.memory_mb, cpu_seconds=settings.notebook_timeout)
+    notebooks = assignment_notebooks(settings.course, settings.module)
+    limits = Limits(memory_mb=settings.memory_mb, disk_mb=settings.disk_mb,
+                    cpu_seconds=settings.notebook_timeout)
     data_dir = Path(options["data_dir"]) if options.get("data_dir") else None
+    if os.geteuid() == 0:  # this worker has a mount namespace of its own (see Worker)
+        private_disk(box, settings.disk_mb)
 
     def new_sandbox() -> Sandbox:
-        return Sandbox(Path(options["box"]), options["slot"], limits, data_dir, home)
+        return Sandbox(box, options["uid"], limits, data_dir, home)
 
     provisioner.ACTIVE = new_sandbox()
     errors = _ErrorLog()
@@ -186,6 +333,7 @@ def run_worker(options: dict) -> None:
     for line in sys.stdin:
         task = json.loads(line)
         result = {"key": task["key"], "ok": True, "error": ""}
+        launched = provisioner.LAUNCHED[0]
         try:
             sandbox = provisioner.ACTIVE
             shutil.rmtree(scratch, ignore_errors=True)
@@ -193,32 +341,53 @@ def run_worker(options: dict) -> None:
             submitted = scratch / folders["submitted"] / task["student"] / settings.module
             shutil.copytree(task["folder"], submitted)
             fill_home(sandbox, submitted, scratch / folders["source"] / settings.module,
-                      Path(task["released"]), settings.module)
+                      Path(task["released"]))
             common = dict(course=settings.course, root=scratch,
                           db_url=f"sqlite:///{scratch / 'gradebook.db'}", module=settings.module,
                           student=task["student"])
-            run_converter("Autograde", **common,
-                          Execute__kernel_name=provisioner.KERNEL_NAME,
-                          Execute__timeout=settings.cell_timeout,
-                          KernelManager__transport="ipc",
-                          KernelManager__ip=str(sandbox.layout.run / "kernel"),
-                          Autograde__autograde_preprocessors=autograde_preprocessors())
+            oom_before = sandbox.cgroup.oom_kills() if sandbox.cgroup else 0
+            try:
+                run_converter("Autograde", **common,
+                              Execute__kernel_name=provisioner.KERNEL_NAME,
+                              Execute__timeout=settings.cell_timeout,
+                              KernelManager__transport="ipc",
+                              KernelManager__ip=str(sandbox.layout.run / "kernel"),
+                              Autograde__autograde_preprocessors=autograde_preprocessors())
+            except Exception:
+                # nbgrader refused the notebook before any of its code ran (its metadata, a
+                # cell whose type was changed): the coordinator records it as nbgrader does.
+                result["refused"] = provisioner.LAUNCHED[0] == launched
+                raise
+            if sandbox.cgroup and sandbox.cgroup.oom_kills() > oom_before:
+                result["memory_limit"] = True
             # Every process of the student ends before anything they produced is read.
             if settings.sandbox_per_student:
                 sandbox.close()
-                provisioner.ACTIVE = new_sandbox()
             else:
                 sandbox.reset()
-            executed = (scratch / folders["autograded"] / task["student"] / settings.module
-                        / f"{settings.module}.ipynb")
             out = Path(task["result"])
-            out.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy(executed, out)
+            out.mkdir(parents=True, exist_ok=True)
+            result["files_note"] = take_files(sandbox.layout.home, out / "files")
+            if settings.sandbox_per_student:
+                provisioner.ACTIVE = new_sandbox()  # starts from empty folders
+            else:
+                sandbox.clear()
+            autograded = scratch / folders["autograded"] / task["student"] / settings.module
+            for name in notebooks:
+                if (autograded / f"{name}.ipynb").is_file():
+                    shutil.copy(autograded / f"{name}.ipynb", out / f"{name}.ipynb")
             # Feedback from the scratch gradebook, which holds the same scores the course's
-            # gradebook will: this keeps the slow HTML export in the parallel part.
-            run_converter("GenerateFeedback", **common)
-            shutil.copy(scratch / folders["feedback"] / task["student"] / settings.module
-                        / f"{settings.module}.html", out.with_suffix(".html"))
+            # gradebook will: this keeps the slow HTML export in the parallel part. If it
+            # fails, the grades stand and the coordinator says so.
+            try:
+                run_converter("GenerateFeedback", **common)
+                feedback = scratch / folders["feedback"] / task["student"] / settings.module
+                for name in notebooks:
+                    if (feedback / f"{name}.html").is_file():
+                        shutil.copy(feedback / f"{name}.html", out / f"{name}.html")
+            except Exception as exc:  # noqa: BLE001
+                logged = [m for m in errors.messages if re.match(r"[\w.]+(Error|Exception): ", m)]
+                result["feedback_error"] = (logged[-1] if logged else f"{type(exc).__name__}: {str(exc)[:200]}")
         except Exception as exc:  # noqa: BLE001 - report, and stay alive for the next task
             logged = " | ".join(errors.messages[-3:])
             result.update(ok=False, error=f"{type(exc).__name__}: {str(exc)[:200]}"
@@ -233,25 +402,37 @@ def run_worker(options: dict) -> None:
 
 # --- the coordinator's side ---------------------------------------------------------------
 
+def _die_with_coordinator() -> None:
+    """In a worker, before it starts: the kernel kills it when the coordinator ends, however
+    it ends, so no worker (nor its sandbox) outlives the run that holds its uid."""
+    import ctypes
+
+    PR_SET_PDEATHSIG = 1
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+
 class Worker:
     """A worker process, seen from the coordinator."""
 
-    def __init__(self, settings: Settings, template: Path, work: Path, slot: int, number: int,
-                 data_dir: Path | None):
-        self.slot = slot
+    def __init__(self, settings: Settings, template: Path, work: Path, boxes: Path, slot: int,
+                 uid: int, number: int, data_dir: Path | None):
+        self.slot, self.uid = slot, uid
         self.home = work / f"worker-{number}"
         self.home.mkdir(mode=0o700)
         self.log = self.home / "worker.log"
-        end_slot(slot)  # nothing of an earlier sandbox on this slot may survive into this one
+        end_processes_of(uid)  # nothing of an earlier sandbox of this uid survives into this one
         private = {"TMPDIR": str(self.home), "JUPYTER_RUNTIME_DIR": str(self.home / "runtime")}
+        command = [sys.executable, "-m", "mcf_course.grading.worker"]
+        if os.geteuid() == 0:  # a mount namespace of its own, for the student's folder's disk
+            command = ["unshare", "--mount", "--propagation", "private", "--", *command]
         with self.log.open("w") as log:  # its temporary files stay in its home, removed with it
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "mcf_course.grading.worker"], stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE, stderr=log, text=True, start_new_session=True,
-                env=dict(os.environ, **private))
+                command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, text=True,
+                start_new_session=True, env=dict(os.environ, **private),
+                preexec_fn=_die_with_coordinator)
         self.process.stdin.write(json.dumps({
             "settings": settings.for_workers(), "template": str(template), "home": str(self.home),
-            "box": str(work / "boxes" / f"box-{slot}"), "slot": slot,
+            "box": str(boxes / f"box-{slot}"), "uid": uid,
             "data_dir": str(data_dir) if data_dir else ""}) + "\n")
         self.process.stdin.flush()
         self.task: dict | None = None
@@ -279,22 +460,7 @@ class Worker:
         except ProcessLookupError:
             pass
         self.process.wait()
-        end_slot(self.slot)
-
-
-def end_slot(slot: int, seconds: float = 10) -> None:
-    """Kill every process of a sandbox slot's uid (as root; the sandbox dies with its worker,
-    this makes sure of it before the slot is used again)."""
-    if os.geteuid() != 0:
-        return
-    deadline = time.monotonic() + seconds
-    while (pids := processes_of(UID_BASE + slot)) and time.monotonic() < deadline:
-        for pid in pids:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        time.sleep(0.02)
+        end_processes_of(self.uid)
 
 
 def read_result(worker: Worker, deadline: float) -> dict | None:
@@ -320,9 +486,12 @@ def result_line(worker: Worker) -> dict | None:
     return json.loads(line[len(RESULT):]) if line.startswith(RESULT) else None
 
 
-def execute_all(settings: Settings, template: Path, tasks: list[dict], work: Path,
-                data_dir: Path | None, progress, on_result=None, check=lambda: None) -> dict[str, dict]:
+def execute_all(settings: Settings, template: Path, tasks: list[dict], work: Path, boxes: Path,
+                uids: list[int], data_dir: Path | None, progress, on_result=None,
+                check=lambda: None) -> dict[str, dict]:
     """Run every task on the workers, each worker taking the next task as soon as it is free.
+    ``work``: the run's private folder; ``boxes``: where the sandboxes' folders go; ``uids``:
+    the sandbox uids the run holds, one per worker.
 
     ``on_result(task, result)`` is called for each finished task once the free worker has
     its next task, so recording a result overlaps with grading the next ones. Results are
@@ -332,9 +501,9 @@ def execute_all(settings: Settings, template: Path, tasks: list[dict], work: Pat
 
     results: dict[str, dict] = {}
     pending = tasks  # the caller may add tasks (from on_result) while this runs
-    (work / "boxes").mkdir(mode=0o711, exist_ok=True)
     spawned = settings.workers
-    workers = [Worker(settings, template, work, slot, slot, data_dir) for slot in range(settings.workers)]
+    workers = [Worker(settings, template, work, boxes, slot, uids[slot], slot, data_dir)
+               for slot in range(settings.workers)]
     selector = selectors.DefaultSelector()
 
     def dispatch(worker: Worker) -> None:
@@ -372,8 +541,8 @@ def execute_all(settings: Settings, template: Path, tasks: list[dict], work: Pat
                 if not result.get("ok"):
                     worker.kill()  # a fresh worker (and sandbox) for the next student
                     index = workers.index(worker)
-                    worker = workers[index] = Worker(settings, template, work, worker.slot,
-                                                     spawned, data_dir)
+                    worker = workers[index] = Worker(settings, template, work, boxes, worker.slot,
+                                                     worker.uid, spawned, data_dir)
                     spawned += 1
                 dispatch(worker)
                 done.append((task, result))
