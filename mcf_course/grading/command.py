@@ -11,8 +11,10 @@ This works on top of nbgrader, not instead of it:
    sandbox (``mcf_course.grading.sandbox``): no network, an unprivileged uid, a read-only
    view of only what the kernel needs, limits, and every process of a student ended before
    the next one starts or anything the student produced is read. A per-cell timeout and a
-   per-notebook wall-clock limit apply. A dead kernel fails the cell it was running and the
-   rest; a test cell passes only if it ran to its end.
+   per-notebook wall-clock limit apply. Test cells run in the worker, never in the kernel
+   (``mcf_course.grading.runner``): a test passes only if it ran to its end there. A dead
+   kernel fails the cell it was running and the rest. Code that tries to tamper with the
+   kernel is flagged (``mcf_course.grading.inspection``): status ``needs review``.
 2. The executed notebooks are then recorded in the course's gradebook (SQLite by default, or
    any URL given with ``--db`` or the ``MCF_GRADE_DB`` environment variable, e.g. PostgreSQL)
    by nbgrader's pipeline without execution, exactly as ``nbgrader autograde --no-execute``
@@ -23,7 +25,7 @@ This works on top of nbgrader, not instead of it:
 A submission that cannot be run (not a notebook, empty, missing, timed out) is recorded as
 the unanswered notebook, so it scores 0 with the reason given, and the batch goes on.
 Exit status: 0 when every student was graded cleanly, 1 when any needs attention (a kernel
-died, a test did not finish, a file could not be run), 2 when the batch could not run.
+died, a submission needs review, a file could not be run), 2 when the batch could not run.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ import shutil
 import signal
 import sys
 import tempfile
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -303,10 +306,13 @@ def _grade(settings: Settings, work: Path, students: list[str], outcomes: dict[s
             if blank_task not in tasks and not blank_executed.is_file():
                 tasks.append(blank_task)  # the workers' queue: run it before they finish
             return
+        started = time.monotonic()
         recorder.record(student, executed, Path(task["folder"]), feedback=executed.with_suffix(".html"))
+        outcome.timings = {**result.get("timings", {}), "recording": time.monotonic() - started}
         status, note = incomplete_runs(executed)
-        outcome.status = status
-        outcome.reason = "; ".join(filter(None, [outcome.reason, note]))
+        review = "; ".join(result.get("review", []))
+        outcome.status = "needs review" if review else status
+        outcome.reason = "; ".join(filter(None, [outcome.reason, note, review and f"needs review: {review}"]))
 
     say(f"Grading {len(tasks) - bool(stand_ins)} submission(s) of {module} on {settings.workers} "
         f"worker(s), each kernel in a bubblewrap sandbox ...")

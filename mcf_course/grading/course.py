@@ -38,13 +38,14 @@ class Outcome:
     """What happened to one student's submission."""
 
     student: str
-    # graded | kernel died | failed to run | timed out | missing notebook | skipped
+    # graded | needs review | kernel died | failed to run | timed out | missing notebook | skipped
     status: str = "graded"
     reason: str = ""
     seconds: float = 0.0
     score: float | None = None
     max_score: float | None = None
     scores: dict = field(default_factory=dict)
+    timings: dict = field(default_factory=dict)  # seconds per phase (worker's and recording)
 
     @property
     def needs_attention(self) -> bool:

@@ -12,22 +12,12 @@ from mcf_course.grading.course import Outcome, Settings, course_folders, run_con
 
 
 def incomplete_runs(notebook: Path) -> tuple[str, str]:
-    """(status, note) for a notebook in which the kernel died or a test did not run to its
-    end; ("graded", "") when neither happened."""
+    """(status, note) for a notebook in which the kernel died; ("graded", "") otherwise."""
     nb = nbformat.read(notebook, as_version=4)
-    died, incomplete = None, []
     for number, cell in enumerate(nb.cells, 1):
         where = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id") or f"cell {number}"
-        for output in cell.get("outputs", []):
-            if output.get("ename") == "DeadKernelError" and died is None:
-                died = where
-            elif output.get("ename") == "TestIncomplete":
-                incomplete.append(where)
-    if died:
-        return "kernel died", f"the kernel died in {died}; the cells after it count as failed"
-    if incomplete:
-        return "incomplete tests", (f"test(s) {', '.join(incomplete)} did not run to their end "
-                                    "and count as failed; look at the notebook")
+        if any(output.get("ename") == "DeadKernelError" for output in cell.get("outputs", [])):
+            return "kernel died", f"the kernel died in {where}; the cells after it count as failed"
     return "graded", ""
 
 
@@ -43,7 +33,8 @@ class Recorder:
         run_converter(converter, self.settings.course, self.settings.course, self.settings.db_url,
                       self.settings.module, student,
                       CourseDirectory__submitted_directory=str(self.staging),
-                      Execute__enabled=False, ClearOutput__enabled=False, BaseConverter__force=True)
+                      Execute__enabled=False, ClearOutput__enabled=False, BaseConverter__force=True,
+                      KeepSubmittedOutputs__enabled=False)  # they were kept when it ran
 
     def record(self, student: str, notebook: Path, submission: Path | None,
                feedback: Path | None) -> None:

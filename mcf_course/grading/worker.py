@@ -5,14 +5,11 @@ The worker process is started by the coordinator (``Worker``) and reads, on stan
 first its settings and then one task per line; it answers each with one ``@@RESULT`` line.
 Nothing a worker is told travels in its argv or environment.
 
-Three preprocessors join nbgrader's pipeline (see ``autograde_preprocessors``):
+nbgrader's pipeline runs with these changes (see ``autograde_preprocessors``):
 
-- ``MarkTestEnds`` / ``CheckTestEnds``: every autograded test cell gets a last line that prints
-  a token drawn afresh for each run; a test cell counts as passed only if it printed it, that
-  is, if it ran to its end. A kernel that dies inside a test (``os._exit`` in the student's
-  function) or code that skips the rest of a cell therefore fails that test.
-- ``RecoveringExecute``: nbgrader's Execute, except that a dead kernel fails the cell it was
-  running and the cells after it, rather than the whole submission.
+- ``RecoveringExecute``: nbgrader's Execute with test cells run in the worker, never in the
+  student's kernel (``mcf_course.grading.runner.TestsInWorker``), and a dead kernel failing
+  the cell it was running and the cells after it, rather than the whole submission.
 - ``TrimOutput``: one enormous output is cut (nbgrader's own limit counts lines).
 """
 
@@ -21,7 +18,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import secrets
 import shutil
 import signal
 import subprocess
@@ -36,13 +32,6 @@ from mcf_course.grading.sandbox import UID_BASE, Limits, Sandbox, processes_of
 
 RESULT = "@@RESULT "
 TRIM_LIMIT = 100_000  # characters in one output
-INCOMPLETE = ("the test did not run to its end (the kernel died, or code skipped the rest of "
-              "the test)")
-
-
-def _is_test(cell) -> bool:
-    meta = cell.get("metadata", {}).get("nbgrader", {})
-    return cell.get("cell_type") == "code" and bool(meta.get("grade")) and not meta.get("solution")
 
 
 def _error(ename: str, message: str):
@@ -51,42 +40,14 @@ def _error(ename: str, message: str):
 
 
 def autograde_preprocessors():
-    """nbgrader's autograde preprocessors, with this module's four added."""
+    """nbgrader's autograde preprocessors, with Execute replaced and TrimOutput added."""
     from nbclient.exceptions import DeadKernelError
     from nbconvert.preprocessors import Preprocessor
     from nbgrader.converters import Autograde
     from nbgrader.preprocessors import Execute
     from traitlets import Bool
 
-    token = secrets.token_hex(16)
-    marker = f"\nprint({token!r})  # mcf-grade: the test ran to its end"
-
-    class MarkTestEnds(Preprocessor):
-        enabled = Bool(True)
-
-        def preprocess_cell(self, cell, resources, index):
-            if _is_test(cell):
-                cell.source += marker
-            return cell, resources
-
-    class CheckTestEnds(Preprocessor):
-        enabled = Bool(True)
-
-        def preprocess_cell(self, cell, resources, index):
-            if not _is_test(cell) or not cell.source.endswith(marker):
-                return cell, resources
-            cell.source = cell.source[: -len(marker)]
-            reached = False
-            for output in cell.get("outputs", []):
-                if output.get("output_type") == "stream" and token in output.get("text", ""):
-                    lines = output["text"].split("\n")
-                    reached = reached or token in lines
-                    output["text"] = "\n".join(line for line in lines if line != token)
-            cell.outputs = [o for o in cell.get("outputs", [])
-                            if not (o.get("output_type") == "stream" and not o.get("text"))]
-            if not reached and not any(o.get("output_type") == "error" for o in cell.outputs):
-                cell.outputs.append(_error("TestIncomplete", INCOMPLETE))
-            return cell, resources
+    from mcf_course.grading.runner import TestsInWorker
 
     class TrimOutput(Preprocessor):
         """Cut any single output over TRIM_LIMIT characters (nbgrader's LimitOutput counts
@@ -104,9 +65,9 @@ def autograde_preprocessors():
                         output["data"][mime] = value[:TRIM_LIMIT] + note
             return cell, resources
 
-    class RecoveringExecute(Execute):
-        """nbgrader's Execute, except that a dead kernel fails the cell it was running and
-        the rest of the notebook, rather than the whole submission."""
+    class RecoveringExecute(TestsInWorker):
+        """TestsInWorker, except that a dead kernel fails the cell it was running and the
+        rest of the notebook, rather than the whole submission."""
 
         running = -1
 
@@ -130,7 +91,7 @@ def autograde_preprocessors():
 
     defaults = Autograde.class_traits()["autograde_preprocessors"].default()
     assert defaults[0] is Execute, "nbgrader's autograde pipeline no longer starts with Execute"
-    return [MarkTestEnds, RecoveringExecute, CheckTestEnds, TrimOutput, *defaults[1:]]
+    return [RecoveringExecute, TrimOutput, *defaults[1:]]
 
 
 def fill_home(sandbox: Sandbox, submitted: Path, source: Path, released: Path, module: str) -> None:
@@ -151,6 +112,14 @@ def fill_home(sandbox: Sandbox, submitted: Path, source: Path, released: Path, m
             os.chown(path, sandbox.uid, sandbox.uid, follow_symlinks=False)
 
 
+def review_reasons(executed: Path) -> list[str]:
+    """What the grader's inspection of the submission's code found (``inspection``)."""
+    from mcf_course.grading.feedback import MARK
+
+    reasons = nbformat.read(executed, as_version=4).metadata.get(MARK, {}).get("review", [])
+    return [str(r) for r in reasons] if isinstance(reasons, list) else []
+
+
 class _ErrorLog(logging.Handler):
     """Keeps the error messages nbgrader logs, to say why a submission failed."""
 
@@ -166,7 +135,7 @@ def run_worker(options: dict) -> None:
     """Serve tasks from stdin: one JSON line per submission, one result line each."""
     settings = Settings(**{**options["settings"], "course": Path(options["settings"]["course"]),
                            "db_url": "", "workers": 1})
-    from mcf_course.grading import provisioner
+    from mcf_course.grading import provisioner, runner
 
     home, template = Path(options["home"]), Path(options["template"])
     scratch, jupyter_path = home / "scratch", home / "jupyter"
@@ -175,6 +144,8 @@ def run_worker(options: dict) -> None:
     folders = course_folders(settings.course)
     limits = Limits(memory_mb=settings.memory_mb, cpu_seconds=settings.notebook_timeout)
     data_dir = Path(options["data_dir"]) if options.get("data_dir") else None
+    if data_dir:  # the tests, run here, read the datasets the kernels see
+        os.environ["MCF_COURSE_DATA"] = str(data_dir)
 
     def new_sandbox() -> Sandbox:
         return Sandbox(Path(options["box"]), options["slot"], limits, data_dir, home)
@@ -197,28 +168,39 @@ def run_worker(options: dict) -> None:
             common = dict(course=settings.course, root=scratch,
                           db_url=f"sqlite:///{scratch / 'gradebook.db'}", module=settings.module,
                           student=task["student"])
+            source = scratch / folders["source"] / settings.module / f"{settings.module}.ipynb"
+            started = time.monotonic()
             run_converter("Autograde", **common,
                           Execute__kernel_name=provisioner.KERNEL_NAME,
                           Execute__timeout=settings.cell_timeout,
                           KernelManager__transport="ipc",
                           KernelManager__ip=str(sandbox.layout.run / "kernel"),
+                          TestsInWorker__source_notebook=str(source),
                           Autograde__autograde_preprocessors=autograde_preprocessors())
+            timings = dict(runner.TIMINGS)
+            timings["nbgrader bookkeeping"] = time.monotonic() - started - sum(timings.values())
             # Every process of the student ends before anything they produced is read.
+            started = time.monotonic()
             if settings.sandbox_per_student:
                 sandbox.close()
                 provisioner.ACTIVE = new_sandbox()
             else:
                 sandbox.reset()
+            timings["sandbox reset"] = time.monotonic() - started
             executed = (scratch / folders["autograded"] / task["student"] / settings.module
                         / f"{settings.module}.ipynb")
             out = Path(task["result"])
             out.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy(executed, out)
+            result["review"] = review_reasons(executed)
             # Feedback from the scratch gradebook, which holds the same scores the course's
             # gradebook will: this keeps the slow HTML export in the parallel part.
+            started = time.monotonic()
             run_converter("GenerateFeedback", **common)
             shutil.copy(scratch / folders["feedback"] / task["student"] / settings.module
                         / f"{settings.module}.html", out.with_suffix(".html"))
+            timings["feedback"] = time.monotonic() - started
+            result["timings"] = {k: round(v, 4) for k, v in timings.items()}
         except Exception as exc:  # noqa: BLE001 - report, and stay alive for the next task
             logged = " | ".join(errors.messages[-3:])
             result.update(ok=False, error=f"{type(exc).__name__}: {str(exc)[:200]}"
