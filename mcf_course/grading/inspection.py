@@ -293,14 +293,21 @@ def review(cells: list[tuple[str, str]], protected: dict) -> list[str]:
     modules = {alias: module for alias, module in _module_aliases([t for _, t in trees]).items()}
     modules.update({name: value.__name__ for name, value in protected.items()
                     if type(value).__name__ == "module"})
-    reasons: list[str] = []
+    places: dict[str, list[str]] = {}  # what was seen -> where
     for label, tree in trees:
         reader = _Reader(protected, modules)
         reader.visit(tree)
+        shell_lines = {line for line, what in reader.found if what.startswith("uses IPython's hooks")}
         for line, what in reader.found:
-            reason = f"{label}, line {line}: {what}" if line else f"{label}: {what}"
-            if reason not in reasons:
-                reasons.append(reason)
+            if what.startswith("reaches IPython's shell") and line in shell_lines:
+                continue  # said more precisely by the hook on the same line
+            where = f"{label} line {line}" if line else label
+            if where not in places.setdefault(what, []):
+                places[what].append(where)
+    reasons = []
+    for what, where in places.items():
+        shown = ", ".join(where[:3]) + (f" and {len(where) - 3} more" if len(where) > 3 else "")
+        reasons.append(f"{what} ({shown})")
     if len(reasons) > MAX_REASONS:
-        reasons = reasons[:MAX_REASONS] + [f"and {len(reasons) - MAX_REASONS} more"]
+        reasons = reasons[:MAX_REASONS] + [f"and {len(reasons) - MAX_REASONS} more findings"]
     return reasons
