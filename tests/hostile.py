@@ -229,7 +229,7 @@ def in_functions(nb, code: str):
         for i, line in enumerate(lines):
             out.append(line)
             if line.startswith("def ") and line.rstrip().endswith(":"):
-                body = next((l for l in lines[i + 1:] if l.strip()), "    pass")
+                body = next((later for later in lines[i + 1:] if later.strip()), "    pass")
                 indent = body[: len(body) - len(body.lstrip())] or "    "
                 out.append(f"{indent}{code}")
         cell.source = "\n".join(out)
@@ -290,6 +290,15 @@ def normalised(text: str) -> str:
     all whitespace removed (so a line split over two outputs is whole again)."""
     text = html.unescape(html.unescape(re.sub(r"<[^>]+>", " ", text)))
     return re.sub(r"\s+", "", ZERO_WIDTH.sub("", text))
+
+
+def secret_lines(source) -> list[str]:
+    """Lines of the hidden tests that the visible notebook does not show anywhere (whitespace
+    ignored): what must never reach a student."""
+    from mcf_course.grading.feedback import hidden_snippets, without_hidden_region
+
+    visible = re.sub(r"\s+", "", "\n".join(without_hidden_region(c.source) for c in source.cells))
+    return [s for s in hidden_snippets(source.cells) if re.sub(r"\s+", "", s) not in visible]
 
 
 def leaked_lines(text: str, snippets: list[str]) -> list[str]:

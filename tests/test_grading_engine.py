@@ -25,10 +25,11 @@ from hostile import (
     images_in_html,
     images_in_notebook,
     leaked_lines,
+    secret_lines,
 )
 
 from mcf_course.grading import runner
-from mcf_course.grading.feedback import HIDDEN_FAILURE, MARK, hidden_snippets
+from mcf_course.grading.feedback import HIDDEN_FAILURE, MARK
 
 MODULE = "contract"
 FIXTURE = ROOT / "tests" / "fixtures" / "grading" / f"{MODULE}.ipynb"
@@ -116,7 +117,7 @@ def graded(tmp_path_factory):
     defaults = Autograde.class_traits()["autograde_preprocessors"].default()
     run_converter("Autograde", course, course, f"sqlite:///{course / 'gradebook.db'}", MODULE,
                   Autograde__autograde_preprocessors=[runner.TestsInWorker, *defaults[1:]],
-                  TestsInWorker__source_notebook=str(course / "solutions" / MODULE / f"{MODULE}.ipynb"))
+                  TestsInWorker__source_folder=str(course / "solutions" / MODULE))
     timings = dict(runner.TIMINGS)  # of the last notebook
     plain = courses["nbgrader"]
     result = nbgrader(plain, "autograde", MODULE)
@@ -191,7 +192,7 @@ def test_leaking_cheats_keep_only_the_points_their_answers_earn(graded):
 
 def test_no_feedback_shows_a_hidden_line_or_an_image_it_did_not_hand_in(graded):
     courses, cases, _ = graded
-    snippets = hidden_snippets(SOURCE.cells)
+    snippets = secret_lines(SOURCE)
     assert len(snippets) >= 5
     for course in courses.values():
         for student, (nb, _) in cases.items():
@@ -234,7 +235,7 @@ def test_test_cells_never_reach_the_kernel(graded):
     courses, cases, _ = graded
     spied = autograded(courses["mcf-grade"], "frame-spy-leak")
     shown = "".join(str(o) for c in spied.cells for o in c.get("outputs", []))
-    assert not leaked_lines(shown, hidden_snippets(SOURCE.cells)), "no hidden line reached the kernel"
+    assert not leaked_lines(shown, secret_lines(SOURCE)), "no hidden line reached the kernel"
     assert "checks.answer(stage_counts(practice)" not in shown, "nor a visible test"
     assert "zeta-hidden-stage" in shown, "the spy saw the data a hidden test passed to it (as data only)"
 
@@ -285,8 +286,11 @@ def test_a_well_formed_answer_is_rebuilt_by_the_grader():
                                                                          "data": {"text/plain": repr(text)}}}}}
     value = runner._value(runner.parse_answer(reply), "f")
     assert type(value) is pd.Series and value.to_dict() == {"a": 3, "b": 1}
-    for answer, error in [({"missing": True}, NameError), ({"raised": ["ValueError", "bad"]}, runner.StudentCodeError),
-                          ({"unreadable": "holds a Liar"}, AssertionError), ({"value": {"$": "nope"}}, runner.UnreadableAnswer),
+    for answer, error in [({"missing": True}, NameError), ({"raised": ["E", "bad", "ValueError"]}, ValueError),
+                          ({"raised": ["E", "bad", "SystemExit"]}, runner.StudentCodeError),
+                          ({"raised": ["ValueError", "bad"]}, runner.UnreadableAnswer),
+                          ({"unreadable": "holds a Liar"}, AssertionError),
+                          ({"value": {"$": "nope"}}, runner.UnreadableAnswer),
                           ({"other": 1}, runner.UnreadableAnswer)]:
         with pytest.raises(error):
             runner._value(answer, "f")

@@ -11,11 +11,13 @@ with one silent execute request whose only work is a user expression:
 
     {"op": "lookup", "name": N}                  -> {"function": true} | {"value": PLAIN}
     {"op": "call", "name": N, "args": [PLAIN..],
-     "kwargs": {K: PLAIN}}                       -> {"value": PLAIN} | {"raised": [TYPE, MESSAGE]}
+     "kwargs": {K: PLAIN}}                       -> {"value": PLAIN} | {"raised": [TYPE, MESSAGE, BUILTIN]}
     either                                       -> {"missing": true} | {"unreadable": MESSAGE}
 
 PLAIN is ``mcf_course.checks.plain`` data (lists, strings, numbers, tagged dicts): a function
-gets its arguments rebuilt from it and its result goes back as it. Nothing here is trusted:
+gets its arguments rebuilt from it and its result goes back as it. An error it raises goes back
+as its type's name, its message and the nearest builtin exception it derives from (so that a
+test can catch the ``ValueError`` a question asks for). Nothing here is trusted:
 the student's code runs in this process and can replace any of it, so the grader reads the
 answer as untrusted data, strictly; a wrong answer can only fail the student's own test.
 Whatever the student's code prints during a call is thrown away.
@@ -81,7 +83,8 @@ def _answer(request: dict) -> dict:
         except Exception as exc:  # noqa: BLE001
             return {"unreadable": str(exc)[:MAX_MESSAGE]}
     except BaseException as exc:  # noqa: BLE001 - the student's error is the test's message
-        return {"raised": [type(exc).__name__, str(exc)[:MAX_MESSAGE]]}
+        builtin = next(c.__name__ for c in type(exc).__mro__ if c.__module__ == "builtins")
+        return {"raised": [type(exc).__name__, str(exc)[:MAX_MESSAGE], builtin]}
     finally:
         _close_new_figures(before)
 

@@ -46,6 +46,7 @@ import time
 import types
 import warnings
 from dataclasses import dataclass
+from pathlib import Path
 from queue import Empty
 
 import nbformat
@@ -69,11 +70,33 @@ TIMINGS: dict[str, float] = {}  # seconds per phase of the last notebook (read b
 
 
 class StudentCodeError(Exception):
-    """The student's function raised an error when a test called it."""
+    """The student's function raised an error when a test called it. Its message is the
+    student's; ``student_error`` makes it also an instance of the builtin exception the
+    student's derived from, so that a test can catch the ``ValueError`` a question asks for."""
 
     def __init__(self, function: str, kind: str, message: str):
-        super().__init__(f"{function} raised {kind}: {message}"[:MESSAGE_LIMIT])
-        self.function = function
+        super().__init__(message[:MESSAGE_LIMIT])
+        self.function, self.kind = function, kind
+
+    def described(self) -> str:
+        return f"{self.function} raised {self.kind}: {self}"[:MESSAGE_LIMIT]
+
+
+CATCHABLE = {e.__name__: e for e in (ValueError, TypeError, KeyError, IndexError, LookupError,
+                                      ZeroDivisionError, ArithmeticError, AttributeError, NotImplementedError,
+                                      RuntimeError, OverflowError)}
+
+
+@functools.cache
+def _error_class(builtin: str) -> type:
+    base = CATCHABLE.get(builtin)
+    if base is None:
+        return StudentCodeError
+    return type(builtin, (StudentCodeError, base), {"__module__": __name__})
+
+
+def student_error(function: str, kind: str, message: str, builtin: str = "") -> StudentCodeError:
+    return _error_class(builtin)(function, kind, message)
 
 
 class CallTimedOut(Exception):
@@ -191,9 +214,9 @@ def _value(answer: dict, name: str):
             raise UnreadableAnswer(f"the answer of {name} is not plain data") from None
     if answer.get("missing") is True:
         raise NotInNotebook(f"name {name!r} is not defined in the notebook", name=name)
-    if "raised" in answer and type(answer["raised"]) is list and len(answer["raised"]) == 2:
-        kind, message = answer["raised"]
-        raise StudentCodeError(name, str(kind)[:100], str(message))
+    if "raised" in answer and type(answer["raised"]) is list and len(answer["raised"]) == 3:
+        kind, message, builtin = answer["raised"]
+        raise student_error(name, str(kind)[:100], str(message), str(builtin))
     if "unreadable" in answer:
         raise checks.AnswerTypeError(str(answer["unreadable"])[:MESSAGE_LIMIT])
     raise UnreadableAnswer(f"the kernel's answer about {name} is not one this grader knows")
@@ -312,7 +335,7 @@ def _failing_line(exc: BaseException, filename: str) -> tuple[int | None, bool]:
 def judge(exc: Exception, text: str, filename: str) -> Verdict:
     """The verdict on a test that raised ``exc``, with what the student may be told."""
     name = type(exc).__name__
-    full = f"{exc}"[:MESSAGE_LIMIT]
+    full = exc.described() if isinstance(exc, StudentCodeError) else f"{exc}"[:MESSAGE_LIMIT]
     line, here = _failing_line(exc, filename)
     hidden = hidden_line_range(text)
     statement = _statement_at(ast.parse(text), line) if line else None
@@ -448,17 +471,18 @@ def test_outputs(verdict: Verdict) -> list:
 
 class TestsInWorker(Execute):
     """nbgrader's Execute, with test cells run in this process (see the module). The worker
-    sets ``source_notebook`` to the assignment's source notebook."""
+    sets ``source_folder`` to the assignment's source folder (the notebooks with hidden tests)."""
 
-    source_notebook = Unicode("", help="the assignment's source notebook (with hidden tests)").tag(config=True)
+    source_folder = Unicode("", help="the assignment's folder of source notebooks").tag(config=True)
     _started = 0.0
 
     def preprocess(self, nb, resources=None, km=None):
         TIMINGS.clear()
         started = time.monotonic()
-        if not self.source_notebook:
-            raise ValueError("TestsInWorker needs the assignment's source notebook")
-        self._plan = plan(nbformat.read(self.source_notebook, as_version=4))
+        notebook = (resources or {}).get("nbgrader", {}).get("notebook")
+        if not self.source_folder or not notebook:
+            raise ValueError("TestsInWorker needs the assignment's source folder and the notebook's name")
+        self._plan = plan(nbformat.read(Path(self.source_folder) / f"{notebook}.ipynb", as_version=4))
         for cell in nb.cells:
             cell.metadata.pop(MARK, None)
         self._setup = setup_namespace(self._plan.setup)

@@ -168,14 +168,14 @@ def run_worker(options: dict) -> None:
             common = dict(course=settings.course, root=scratch,
                           db_url=f"sqlite:///{scratch / 'gradebook.db'}", module=settings.module,
                           student=task["student"])
-            source = scratch / folders["source"] / settings.module / f"{settings.module}.ipynb"
+            source = scratch / folders["source"] / settings.module
             started = time.monotonic()
             run_converter("Autograde", **common,
                           Execute__kernel_name=provisioner.KERNEL_NAME,
                           Execute__timeout=settings.cell_timeout,
                           KernelManager__transport="ipc",
                           KernelManager__ip=str(sandbox.layout.run / "kernel"),
-                          TestsInWorker__source_notebook=str(source),
+                          TestsInWorker__source_folder=str(source),
                           Autograde__autograde_preprocessors=autograde_preprocessors())
             timings = dict(runner.TIMINGS)
             timings["nbgrader bookkeeping"] = time.monotonic() - started - sum(timings.values())
