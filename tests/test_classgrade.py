@@ -222,7 +222,7 @@ def corpus(tmp_path_factory, listener):
     case("os-exit", answer_with(s(), ANSWERS[2], "import os\nos._exit(1)", before=True),
          sum(POINTS[TESTS_OF[a]] for a in ANSWERS[:2]), "kernel died")
     case("kernel-crash", answer_with(s(), ANSWERS[4], "import ctypes\nctypes.string_at(0)", before=True),
-         sum(POINTS[TESTS_OF[a]] for a in ANSWERS[:4]), "kernel died")
+         sum(POINTS[TESTS_OF[a]] for a in ANSWERS[:4]), "needs review")  # ctypes is flagged; the kernel died too
     case("huge-output", answer_with(s(), FIRST, "print('x' * 20_000_000)"), FULL)
     edited = copy.deepcopy(without_first)
     find_cell(edited, TESTS_OF[FIRST]).source = "pass"
@@ -302,14 +302,14 @@ def corpus(tmp_path_factory, listener):
         "for pid in range(1, 70000):\n    if pid not in own:\n"
         "        for sig in (signal.SIGKILL, signal.SIGSTOP, signal.SIGTERM, signal.SIGINT):\n"
         "            try:\n                os.kill(pid, sig)\n            except OSError:\n"
-        "                pass")), FULL)
+        "                pass")), FULL, "needs review")  # it reads /proc
     case("socket-closer", answer_with(s(), FIRST, SOCKETS), FULL)
     case("writer", answer_with(s(), FIRST, daemon(WRITER)), FULL)
     # --- 7: what a kernel can read --------------------------------------------------------------
     paths = {"solutions": str(course / "solutions" / MODULE / f"{MODULE}.ipynb"),
              "gradebook": str(gradebook), "classmate": str(course / "submitted" / "good" / MODULE / f"{MODULE}.ipynb"),
              "course-config": str(course / "nbgrader_config.py")}
-    case("probe", answer_with(s(), FIRST, f"PATHS = {paths!r}\n" + PROBE), FULL)
+    case("probe", answer_with(s(), FIRST, f"PATHS = {paths!r}\n" + PROBE), FULL, "needs review")  # /proc
     # --- 8: extra files, as nbgrader copies them ------------------------------------------------
     helper = re.search(r"^def .*?(?=^\S)", find_cell(solution, FIRST).source + "\n.", re.M | re.S).group(0)
     helper = helper.replace("### BEGIN SOLUTION", "").replace("### END SOLUTION", "")

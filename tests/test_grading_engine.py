@@ -303,3 +303,81 @@ def test_the_grader_tells_where_each_phase_spends_its_time(graded):
 
 def test_answer_cells_are_what_the_inspection_reads():
     assert [grade_id(c) for c in answer_cells(SOURCE)] == ["q1_answer", "q2_answer", "q3_answer", "q4_answer"]
+
+
+HONEST_CODE = '''
+import pandas as pd
+import numpy as np
+from matplotlib import pyplot as plt
+%matplotlib inline
+def share(events, theme=None):
+    total = sum(len(x) for x in events["theme"])
+    events = events[events["theme"] == theme]
+    return total
+events["year"] = events["date"].str[:4]
+import sys, warnings
+sys.stdout.write("\\r50%")
+print("working", end="", file=sys.stderr)
+warnings.warn("later", FutureWarning)
+%time share(events)
+from IPython.display import display, HTML, Markdown
+display(HTML("<b>done</b>"))
+stacked = pd.DataFrame({"a": [1]}).stack()
+'''
+
+
+def test_honest_code_is_not_flagged():
+    import numpy as np
+    import pandas as pd
+
+    from mcf_course import checks
+    from mcf_course.grading.inspection import review
+
+    protected = {"np": np, "pd": pd, "checks": checks, "events": pd.DataFrame()}
+    assert review([("q1_answer", HONEST_CODE)], protected) == []
+
+
+@pytest.mark.parametrize("code, seen", [
+    ("get_ipython().events.register('pre_run_cell', print)", "get_ipython().events"),
+    ("ip = get_ipython()\nip.ast_transformers.append(t)", "ip.ast_transformers"),
+    ("get_ipython().input_transformers_cleanup.append(f)", "input_transformers_cleanup"),
+    ("get_ipython().set_custom_exc((Exception,), f)", "set_custom_exc"),
+    ("import sys\nsys.displayhook = print", "sys.displayhook"),
+    ("from IPython.display import update_display", "update_display"),
+    ("display('x', display_id='leak')", "display_id"),
+    ("import sys\ndef f():\n    return sys._getframe(1).f_back", "sys._getframe"),
+    ("import inspect", "inspect"),
+    ("import gc\ngc.get_objects()", "gc"),
+    ("import sys\nsys.settrace(f)", "sys.settrace"),
+    ("isinstance = lambda *a: True", "isinstance"),
+    ("def len(x):\n    return 0", "len"),
+    ("def f():\n    global set\n    set = list", "set"),
+    ("np = None", "`np`"),
+    ("import numpy as pd", "`pd`"),
+    ("events = None", "`events`"),
+    ("checks.answer = lambda *a, **k: a[0]", "checks.answer"),
+    ("import numpy\nnumpy.isclose = f", "numpy.isclose"),
+    ("setattr(np, 'isclose', f)", "np.isclose"),
+    ("exec('x = 1')", "exec"),
+    ("eval(text)", "eval"),
+    ("code = compile(text, 'f', 'exec')", "compile"),
+    ("getattr(obj, name)", "computed attribute"),
+    ("globals()['len'] = 3", "globals()"),
+    ("import ctypes", "ctypes"),
+    ("open('/proc/self/mem', 'rb')", "/proc"),
+    ("%load_ext something", "%load_ext"),
+    ("%%time\nget_ipython().events.register('x', f)", "get_ipython().events"),
+    ("from numpy import *", "import *"),
+    ("().__class__.__base__.__subclasses__()", "__subclasses__"),
+])
+def test_tampering_is_seen_and_said(code, seen):
+    import numpy as np
+    import pandas as pd
+
+    from mcf_course import checks
+    from mcf_course.grading.inspection import review
+
+    protected = {"np": np, "pd": pd, "checks": checks, "events": pd.DataFrame()}
+    reasons = review([("q1_answer", code)], protected)
+    assert reasons and any(seen in r for r in reasons), reasons
+    assert all("q1_answer line" in r for r in reasons)
