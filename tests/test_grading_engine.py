@@ -323,6 +323,8 @@ warnings.warn("later", FutureWarning)
 from IPython.display import display, HTML, Markdown
 display(HTML("<b>done</b>"))
 stacked = pd.DataFrame({"a": [1]}).stack()
+pd.options.display.max_rows = 20
+plt.rcParams["figure.figsize"] = (8, 4)
 '''
 
 

@@ -193,7 +193,8 @@ class _Reader(ast.NodeVisitor):
         root = _root(node)
         if root is not None and self.modules.get(root.id) == "sys" and node.attr == "modules":
             self.flag(node, "reaches loaded modules (`sys.modules`)")
-        if isinstance(node.ctx, (ast.Store, ast.Del)) and root is not None and self._patchable(root.id):
+        if isinstance(node.ctx, (ast.Store, ast.Del)) and root is not None and self._patchable(root.id) \
+                and ".options." not in f"{_dotted(node)}.":  # pd.options.display.max_rows = 10 is fine
             self.flag(node, f"patches `{_dotted(node)}`")
         self.generic_visit(node)
 

@@ -443,6 +443,11 @@ class Plan:
     locked: set          # grade ids of every locked cell
 
 
+@functools.lru_cache(maxsize=8)
+def _plan_of(path: Path, modified: float) -> Plan:
+    return plan(nbformat.read(path, as_version=4))
+
+
 def plan(source: nbformat.NotebookNode) -> Plan:
     cells = source.cells
     meta = [c.get("metadata", {}).get("nbgrader", {}) for c in cells]
@@ -482,7 +487,8 @@ class TestsInWorker(Execute):
         notebook = (resources or {}).get("nbgrader", {}).get("notebook")
         if not self.source_folder or not notebook:
             raise ValueError("TestsInWorker needs the assignment's source folder and the notebook's name")
-        self._plan = plan(nbformat.read(Path(self.source_folder) / f"{notebook}.ipynb", as_version=4))
+        path = Path(self.source_folder) / f"{notebook}.ipynb"
+        self._plan = _plan_of(path, path.stat().st_mtime)
         for cell in nb.cells:
             cell.metadata.pop(MARK, None)
         self._setup = setup_namespace(self._plan.setup)
