@@ -7,7 +7,8 @@
 
 Prints both wall-clock times, the ratio, and whether every score agrees; then where one
 notebook's time goes under mcf-grade (the median over the complete submissions of each phase:
-kernel start, execution of the notebook's own cells in the kernel, the tests in the worker,
+kernel start (the fork) and ready (until it answers), execution of the notebook's own cells in
+the kernel, the tests in the worker,
 nbgrader's bookkeeping, the sandbox reset, feedback, and recording in the course's gradebook).
 The submissions are a fixed mix: a third complete, a third with some answers left out, a third
 unanswered. This is a script to run by hand (CI does not time anything).
@@ -102,7 +103,8 @@ def main() -> None:
         print_breakdown(outcomes, t_sequential / args.students)
 
 
-PHASES = ["kernel start", "execution", "tests", "nbgrader bookkeeping", "sandbox reset", "feedback", "recording"]
+PHASES = ["kernel start", "kernel ready", "execution", "tests", "nbgrader bookkeeping", "sandbox reset", "feedback",
+          "recording"]
 
 
 def print_breakdown(outcomes, sequential_each: float) -> None:

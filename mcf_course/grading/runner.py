@@ -479,7 +479,6 @@ class TestsInWorker(Execute):
     sets ``source_folder`` to the assignment's source folder (the notebooks with hidden tests)."""
 
     source_folder = Unicode("", help="the assignment's folder of source notebooks").tag(config=True)
-    _started = 0.0
 
     def preprocess(self, nb, resources=None, km=None):
         TIMINGS.clear()
@@ -497,13 +496,26 @@ class TestsInWorker(Execute):
         protected = {k: v for k, v in self._setup.items() if not k.startswith("__")}
         nb.metadata[MARK] = {"review": review(editable, protected)}
         TIMINGS["tests"] = time.monotonic() - started
-        self._started = time.monotonic()
         return super().preprocess(nb, resources, km)
 
+    async def async_start_new_kernel(self, **kwargs):
+        started = time.monotonic()
+        try:
+            return await super().async_start_new_kernel(**kwargs)
+        finally:
+            TIMINGS["kernel start"] = TIMINGS.get("kernel start", 0) + time.monotonic() - started
+
+    async def async_start_new_kernel_client(self):
+        started = time.monotonic()
+        try:
+            return await super().async_start_new_kernel_client()
+        finally:
+            TIMINGS["kernel ready"] = TIMINGS.get("kernel ready", 0) + time.monotonic() - started
+
+    start_new_kernel = run_sync(async_start_new_kernel)
+    start_new_kernel_client = run_sync(async_start_new_kernel_client)
+
     def preprocess_cell(self, cell, resources, index):
-        if self._started:
-            TIMINGS["kernel start"] = time.monotonic() - self._started
-            self._started = 0.0
         started = time.monotonic()
         gid = _grade_id(cell)
         if cell.cell_type != "code" or gid not in self._plan.tests:
