@@ -236,6 +236,25 @@ def in_functions(nb, code: str):
     return nb
 
 
+def answered(blank, source):
+    """The release with the solution's answers: what a student who got everything right hands in."""
+    nb = copy.deepcopy(blank)
+    answers = {grade_id(c): c.source for c in answer_cells(source)}
+    for cell in answer_cells(nb):
+        cell.source = answers[grade_id(cell)]
+    return nb
+
+
+def run_before_handing_in(nb, folder):
+    """The notebook as a student hands it in after running it (outputs and all), run in ``folder``."""
+    from nbclient import NotebookClient
+
+    nb = copy.deepcopy(nb)
+    NotebookClient(nb, kernel_name="python3", allow_errors=True, timeout=120,
+                   resources={"metadata": {"path": str(folder)}}).execute()
+    return nb
+
+
 def cheats(solution) -> dict[str, tuple[str, object]]:
     """name -> (base: 'blank' or 'solution', function(nb) -> nb) for every cheat."""
     functions, variables = answer_names(solution)

@@ -14,43 +14,16 @@ import copy
 import csv
 import shutil
 
+import hostile
 import nbformat
 import pytest
 from conftest import ROOT, autograded_points, nbgrader
-from hostile import (
-    answer_cells,
-    cheats,
-    grade_id,
-    honest,
-    images_in_html,
-    images_in_notebook,
-    leaked_lines,
-    secret_lines,
-)
 
 from mcf_course.grading import grade_class
 
 MODULES = ["module1", "module4"]
 FLAGGED = ["displayhook", "swallow-errors", "assert-to-pass", "cut-test-cells", "absorbers",
            "patched-isclose", "update-display-leak", "frame-spy-leak", "cell-named-exception"]
-
-
-def answered(blank, source):
-    """The release with the solution's answers (what a student who got it all right hands in)."""
-    nb = copy.deepcopy(blank)
-    answers = {grade_id(c): c.source for c in answer_cells(source)}
-    for cell in answer_cells(nb):
-        cell.source = answers[grade_id(cell)]
-    return nb
-
-
-def run_before_handing_in(nb, course):
-    from nbclient import NotebookClient
-
-    nb = copy.deepcopy(nb)
-    NotebookClient(nb, kernel_name="python3", allow_errors=True, timeout=120,
-                   resources={"metadata": {"path": str(course)}}).execute()
-    return nb
 
 
 @pytest.fixture(scope="module", params=MODULES)
@@ -63,9 +36,10 @@ def graded(request, tmp_path_factory):
     assert nbgrader(course, "generate_assignment", module, "--force").returncode == 0
     source = nbformat.read(course / "solutions" / module / f"{module}.ipynb", as_version=4)
     blank = nbformat.read(course / "exercises" / module / f"{module}.ipynb", as_version=4)
-    solution = answered(blank, source)
-    cases = {"good": solution, "blank": blank, "honest": run_before_handing_in(honest(solution), course)}
-    for name, (base, make) in cheats(source).items():
+    solution = hostile.answered(blank, source)
+    honest = hostile.run_before_handing_in(hostile.honest(solution), course)
+    cases = {"good": solution, "blank": blank, "honest": honest}
+    for name, (base, make) in hostile.cheats(source).items():
         cases[name] = make(copy.deepcopy(solution if base == "solution" else blank))
     for student, nb in cases.items():
         folder = course / "submitted" / student / module
@@ -91,7 +65,7 @@ def test_honest_students_get_every_autograded_point_and_no_flag(graded):
 
 def test_a_blank_notebook_with_any_cheat_scores_nothing(graded):
     _, _, source, cases, outcomes = graded
-    for name, (base, _) in cheats(source).items():
+    for name, (base, _) in hostile.cheats(source).items():
         if base == "blank":
             assert auto(outcomes[name], source) == 0, (name, outcomes[name].scores)
 
@@ -116,13 +90,14 @@ def test_reading_hidden_tests_gains_nothing_but_the_answers_points(graded):
 
 def test_no_feedback_or_report_shows_a_hidden_line_or_an_image_not_handed_in(graded):
     module, course, source, cases, _ = graded
-    snippets = secret_lines(source)
+    snippets = hostile.secret_lines(source)
     assert len(snippets) > 10
     report = (course / "reports" / module / "report.html").read_text(encoding="utf-8")
-    assert not leaked_lines(report, snippets)
+    assert not hostile.leaked_lines(report, snippets)
     for student, nb in cases.items():
         page = (course / "feedback" / student / module / f"{module}.html").read_text(encoding="utf-8")
-        assert not leaked_lines(page, snippets), (student, leaked_lines(page, snippets)[:2])
-        assert images_in_html(page) <= images_in_notebook(nb), student
+        assert not hostile.leaked_lines(page, snippets), (student, hostile.leaked_lines(page, snippets)[:2])
+        assert hostile.images_in_html(page) <= hostile.images_in_notebook(nb), student
     honest_page = (course / "feedback" / "honest" / module / f"{module}.html").read_text(encoding="utf-8")
-    assert images_in_notebook(cases["honest"]) <= images_in_html(honest_page), "the student's own figure is shown"
+    assert hostile.images_in_notebook(cases["honest"]) <= hostile.images_in_html(honest_page), \
+        "the student's own figure is shown"

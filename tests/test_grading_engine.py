@@ -19,12 +19,14 @@ import pytest
 from conftest import ROOT, nbgrader
 from hostile import (
     answer_cells,
+    answered,
     cheats,
     grade_id,
     honest,
     images_in_html,
     images_in_notebook,
     leaked_lines,
+    run_before_handing_in,
     secret_lines,
 )
 
@@ -45,23 +47,8 @@ def with_answer(nb, gid: str, source: str):
     return nb
 
 
-def answered(blank, source):
-    """The release with the solution's answers: what a student who got everything right hands in."""
-    nb = copy.deepcopy(blank)
-    answers = {grade_id(c): c.source for c in answer_cells(source)}
-    for cell in answer_cells(nb):
-        cell.source = answers[grade_id(cell)]
-    return nb
-
-
 def executed(nb):
-    """The notebook as a student hands it in after running it (outputs and all)."""
-    from nbclient import NotebookClient
-
-    nb = copy.deepcopy(nb)
-    NotebookClient(nb, kernel_name="python3", allow_errors=True, timeout=60,
-                   resources={"metadata": {"path": str(ROOT)}}).execute()
-    return nb
+    return run_before_handing_in(nb, ROOT)
 
 
 def submissions(solution, blank) -> dict[str, tuple[nbformat.NotebookNode, str]]:
