@@ -6,9 +6,14 @@ Where the data comes from, in order:
    without internet access, point it at a copy of ``datasets/``);
 2. a ``datasets/datapackage.json`` in the working directory or any folder above it
    (a clone of the course, including ``exercises/`` and nbgrader's course folders);
-3. the ``datasets/`` folder beside this package (an editable install from a clone);
-4. the published raw files of the course repository (Colab, or a package installed
+3. the ``datasets/`` folder inside this package (the wheel that the book's in-browser
+   exercises load, built by book/_ext/course_lite.py, carries the data there);
+4. the ``datasets/`` folder beside this package (an editable install from a clone);
+5. the published raw files of the course repository (Colab, or a package installed
    with pip and no clone).
+
+A location may be a URL; in the browser (Pyodide) it is read with ``pyodide.http.open_url``,
+a plain request to the site's own server that needs no service worker.
 
 Every table is checked against its schema as it loads, so a damaged file fails with a
 message that names the file, the row and the field.
@@ -18,6 +23,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import urllib.request
 from functools import cache
 from pathlib import Path
@@ -55,12 +61,22 @@ def data_location(start: Path | None = None) -> str:
         return configured if "://" in configured else str(Path(configured).resolve())
     here = (start or Path.cwd()).resolve()
     for folder in [here, *here.parents]:
-        if (folder / "datasets" / DESCRIPTOR).is_file():
+        if _is_file(folder / "datasets" / DESCRIPTOR):
             return str(folder / "datasets")
-    beside_package = Path(__file__).resolve().parents[1] / "datasets"
-    if (beside_package / DESCRIPTOR).is_file():
-        return str(beside_package)
+    package = Path(__file__).resolve().parent
+    for folder in (package / "datasets", package.parent / "datasets"):  # inside, then beside
+        if _is_file(folder / DESCRIPTOR):
+            return str(folder)
     return raw_data_url()
+
+
+def _is_file(path: Path) -> bool:
+    """Whether ``path`` is a file; a folder that cannot be read counts as not having it (in the
+    browser, JupyterLite's shared folder fails with EINVAL when its service worker is missing)."""
+    try:
+        return path.is_file()
+    except OSError:
+        return False
 
 
 class DataUnavailable(RuntimeError):
@@ -87,11 +103,30 @@ def _unavailable(url: str, reason: str) -> DataUnavailable:
 
 @cache
 def _download(url: str) -> str:
+    if sys.platform == "emscripten":  # Pyodide, in a browser: no sockets
+        return _browser_get(url)
     try:
         with urllib.request.urlopen(url, timeout=30) as response:
             return response.read().decode("utf-8")
     except OSError as exc:  # no network, DNS failure, HTTP error (HTTPError is an OSError)
         raise _unavailable(url, f"{type(exc).__name__}: {exc}") from None
+
+
+def _browser_get(url: str) -> str:
+    """GET ``url`` from Pyodide with a synchronous request, as ``pyodide.http.open_url`` does
+    (which would not report an HTTP error): it needs no service worker, and reaches the site's
+    own files even where JupyterLite cannot sync the kernel's files with its contents."""
+    from js import XMLHttpRequest  # Pyodide's bridge to the browser
+
+    request = XMLHttpRequest.new()
+    request.open("GET", url, False)
+    try:
+        request.send()
+    except Exception as exc:  # the browser's network error, whatever its type
+        raise _unavailable(url, f"{type(exc).__name__}: {exc}") from None
+    if request.status != 200:
+        raise _unavailable(url, f"HTTP {request.status}")
+    return request.responseText
 
 
 def _read_text(location: str, relative: str) -> str:

@@ -122,6 +122,25 @@ def with_answers_from(target, donor, grade_ids):
     return nb
 
 
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE localhost"]
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Debian's Chromium, headless, with every host but this machine blocked (one for the
+    session: Playwright's sync API runs one at a time)."""
+    assert Path(CHROMIUM).exists(), "Chromium is missing: apt-get install chromium (course.py test does it)"
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        yield browser
+        browser.close()
+
+
 @pytest.fixture(scope="session")
 def built_book(tmp_path_factory) -> Path:
     """The book, built once per test run with zero warnings allowed. While working on the
