@@ -28,10 +28,19 @@ c.ClearSolutions.code_stub = {
 }
 c.ClearSolutions.text_stub = "YOUR ANSWER HERE"
 
-# Feedback: never show hidden tests, nor the tracebacks of hidden tests that failed.
+# Grading with plain nbgrader: a test cell's result is never partial credit and its stderr never a
+# failure (mcf_course/grading/safeguards.py); each cell's outputs as handed in are kept for feedback.
 from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor  # noqa: E402
+from nbgrader.converters import Autograde  # noqa: E402
 from nbgrader.preprocessors import GetGrades  # noqa: E402
 
-from mcf_course.grading.feedback import HideHiddenTests  # noqa: E402
+from mcf_course.grading.feedback import FeedbackFromSubmission, KeepSubmittedOutputs  # noqa: E402
+from mcf_course.grading.safeguards import autograde_preprocessors  # noqa: E402
 
-c.GenerateFeedback.preprocessors = [GetGrades, HideHiddenTests, CSSHTMLHeaderPreprocessor]
+_defaults = Autograde.class_traits()
+c.Autograde.sanitize_preprocessors = [KeepSubmittedOutputs, *_defaults["sanitize_preprocessors"].default()]
+c.Autograde.autograde_preprocessors = autograde_preprocessors(_defaults["autograde_preprocessors"].default())
+
+# Feedback: the notebook as the student handed it in, the visible part of each test and the grader's
+# marks; nothing produced while grading, so no hidden test in any form (mcf_course/grading/feedback.py).
+c.GenerateFeedback.preprocessors = [GetGrades, FeedbackFromSubmission, CSSHTMLHeaderPreprocessor]

@@ -5,9 +5,13 @@
 1. plain sequential `nbgrader autograde <module>` in one copy of a course;
 2. `mcf-grade <module>` (mcf_course.grading) in an identical copy.
 
-Prints both wall-clock times, the ratio, and whether every score agrees. The submissions
-are a fixed mix: a third complete, a third with some answers left out, a third unanswered.
-This is a script to run by hand (CI does not time anything).
+Prints both wall-clock times, the ratio, and whether every score agrees; then where one
+notebook's time goes under mcf-grade (the median over the complete submissions of each phase:
+kernel start (the fork) and ready (until it answers), execution of the notebook's own cells in
+the kernel, the tests in the worker,
+nbgrader's bookkeeping, the sandbox reset, feedback, and recording in the course's gradebook).
+The submissions are a fixed mix: a third complete, a third with some answers left out, a third
+unanswered. This is a script to run by hand (CI does not time anything).
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import argparse
 import copy
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -82,7 +87,7 @@ def main() -> None:
         t_sequential = time.perf_counter() - start
 
         start = time.perf_counter()
-        grade_class(parallel, args.module, workers=args.workers, quiet=True)
+        outcomes = grade_class(parallel, args.module, workers=args.workers, quiet=True)
         t_parallel = time.perf_counter() - start
 
         a, b = scores(sequential, args.module), scores(parallel, args.module)
@@ -95,6 +100,25 @@ def main() -> None:
         if not agree:
             diff = {k: (a.get(k), b.get(k)) for k in set(a) | set(b) if a.get(k) != b.get(k)}
             print("differences:", dict(list(diff.items())[:10]))
+        print_breakdown(outcomes, t_sequential / args.students)
+
+
+PHASES = ["kernel start", "kernel ready", "execution", "tests", "nbgrader bookkeeping", "sandbox reset", "feedback",
+          "recording"]
+
+
+def print_breakdown(outcomes, sequential_each: float) -> None:
+    """The median time of each phase, over the complete submissions (every third student)."""
+    complete = [o.timings for o in outcomes if int(o.student[-2:]) % 3 == 0 and o.timings]
+    if not complete:
+        return
+    medians = {phase: statistics.median(t.get(phase, 0.0) for t in complete) for phase in PHASES}
+    total = sum(medians.values())
+    print(f"\none complete notebook under mcf-grade (median of {len(complete)}; nbgrader autograde "
+          f"takes {sequential_each:.2f} s per notebook on average):")
+    for phase, seconds in medians.items():
+        print(f"  {phase:<22} {seconds:6.2f} s  {100 * seconds / total:4.0f} %")
+    print(f"  {'total':<22} {total:6.2f} s  (the worker's phases run in parallel; recording in the coordinator)")
 
 
 if __name__ == "__main__":

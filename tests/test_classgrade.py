@@ -278,7 +278,7 @@ def corpus(tmp_path_factory, listener):
     case("os-exit", answer_with(s(), ANSWERS[2], "import os\nos._exit(1)", before=True),
          sum(POINTS[TESTS_OF[a]] for a in ANSWERS[:2]), "kernel died")
     case("kernel-crash", answer_with(s(), ANSWERS[4], "import ctypes\nctypes.string_at(0)", before=True),
-         sum(POINTS[TESTS_OF[a]] for a in ANSWERS[:4]), "kernel died")
+         sum(POINTS[TESTS_OF[a]] for a in ANSWERS[:4]), "needs review")  # ctypes is flagged; the kernel died too
     case("huge-output", answer_with(s(), FIRST, "print('x' * 20_000_000)"), FULL)
     edited = copy.deepcopy(without_first)
     find_cell(edited, TESTS_OF[FIRST]).source = "pass"
@@ -334,13 +334,12 @@ def corpus(tmp_path_factory, listener):
         "except OSError as exc:\n    print('refused after', len(children), exc)\n"
         "for pid in children:\n    os.kill(pid, signal.SIGKILL)\n    os.waitpid(pid, 0)")), FULL)
     # --- 3: a kernel that dies inside a test fails that test ---------------------------------
-    case("exit-in-test", in_function(answer_with(s(), LAST, (  # dies only when a test calls it
-        "import builtins\nbuiltins.IN_TEST = False\nget_ipython().events.register('pre_run_cell', "
-        "lambda info: setattr(builtins, 'IN_TEST', 'assert' in info.raw_cell))"), before=True),
-        LAST, "import builtins, os; builtins.IN_TEST and os._exit(0)"), FULL - from_last_points, "kernel died")
-    case("skip-tests", answer_with(b(), FIRST, (
-        "get_ipython().input_transformers_cleanup.append(lambda lines: [])"), before=True), 0,
-         "incomplete tests")
+    last_function = re.search(r"^def (\w+)", find_cell(solution, LAST).source, re.M).group(1)
+    case("exit-in-test", in_function(s(), LAST, (  # its answer cell calls it once; it dies when a test calls it
+        f"import os; {last_function}.calls = getattr({last_function}, 'calls', 0) + 1; "
+        f"{last_function}.calls > 1 and os._exit(0)")), FULL - from_last_points, "kernel died")
+    case("skip-tests", answer_with(b(), FIRST, (  # tests never run in the kernel: nothing to skip
+        "get_ipython().input_transformers_cleanup.append(lambda lines: [])"), before=True), 0, "needs review")
     # --- 4: the unanswered run's name is no student's ----------------------------------------
     case("__blank__", answer_with(s(), FIRST, "# answered by the student called __blank__"), FULL)
     case("unanswered", answer_with(s(), FIRST, "# answered by the student called unanswered"), FULL)
@@ -348,25 +347,25 @@ def corpus(tmp_path_factory, listener):
     case("history-leak", answer_with(s(), LAST, "print('\\n'.join(In))"), FULL)
     case("hook-leak", answer_with(s(), FIRST, (
         "get_ipython().events.register('pre_run_cell', lambda info: print(info.raw_cell))"),
-        before=True), FULL)
+        before=True), FULL, "needs review")
     case("exception-leak", in_function(answer_with(s(), FIRST, (
         "import builtins\n"
         "get_ipython().events.register('pre_run_cell', lambda info: setattr(builtins, 'CELL', info.raw_cell))"),
-        before=True), FIRST, "raise ValueError(__import__('builtins').CELL)"), FULL - first_points)
+        before=True), FIRST, "raise ValueError(__import__('builtins').CELL)"), FULL - first_points, "needs review")
     # --- 6: sabotage of classmates and of the batch -------------------------------------------
     case("signal-everyone", answer_with(s(), FIRST, (
         "import os, signal\nown = {int(t) for t in os.listdir('/proc/self/task')}\n"
         "for pid in range(1, 70000):\n    if pid not in own:\n"
         "        for sig in (signal.SIGKILL, signal.SIGSTOP, signal.SIGTERM, signal.SIGINT):\n"
         "            try:\n                os.kill(pid, sig)\n            except OSError:\n"
-        "                pass")), FULL)
+        "                pass")), FULL, "needs review")  # it reads /proc
     case("socket-closer", answer_with(s(), FIRST, SOCKETS), FULL)
     case("writer", answer_with(s(), FIRST, daemon(WRITER)), FULL)
     # --- 7: what a kernel can read --------------------------------------------------------------
     paths = {"solutions": str(course / "solutions" / MODULE / f"{MODULE}.ipynb"),
              "gradebook": str(gradebook), "classmate": str(course / "submitted" / "good" / MODULE / f"{MODULE}.ipynb"),
              "course-config": str(course / "nbgrader_config.py")}
-    case("probe", answer_with(s(), FIRST, f"PATHS = {paths!r}\n" + PROBE), FULL)
+    case("probe", answer_with(s(), FIRST, f"PATHS = {paths!r}\n" + PROBE), FULL, "needs review")  # /proc
     # --- 8: extra files, as nbgrader copies them ------------------------------------------------
     helper = re.search(r"^def .*?(?=^\S)", find_cell(solution, FIRST).source + "\n.", re.M | re.S).group(0)
     helper = helper.replace("### BEGIN SOLUTION", "").replace("### END SOLUTION", "")
@@ -439,7 +438,7 @@ def test_each_problem_comes_with_a_reason(corpus):
     for student in ("os-exit", "kernel-crash", "exit-in-test"):
         assert "kernel died" in reasons[student], student
     assert TESTS_OF[LAST] in reasons["exit-in-test"], "the reason names the test the kernel died in"
-    assert "did not run to their end" in reasons["skip-tests"]
+    assert "input_transformers_cleanup" in reasons["skip-tests"], "the review says what was seen"
     assert "link.txt (a symbolic link)" in reasons["helper-file"]
     assert reasons["good"] == ""
 

@@ -313,4 +313,4 @@ def test_feedback_shows_no_hidden_test(graded, module):
         assert not leaked, f"{student}'s feedback shows hidden test lines: {leaked[:3]}"
     narrow_html = graded.root / "feedback" / "narrow" / module / f"{module}.html"
     narrow = html.unescape(narrow_html.read_text(encoding="utf-8"))
-    assert "A hidden test failed" in narrow, "a failed hidden test should be reported, without details"
+    assert "This test cell failed" in narrow, "a failed test is reported, without details"

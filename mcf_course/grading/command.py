@@ -12,8 +12,10 @@ This works on top of nbgrader, not instead of it:
    holds, a read-only view of only what the kernel needs, memory and processes limited for
    the whole sandbox (``mcf_course.grading.cgroups``), and every process of a student ended
    before the next one starts or anything the student produced is read. A per-cell timeout
-   and a per-notebook wall-clock limit apply. A dead kernel fails the cell it was running
-   and the rest; a test cell passes only if it ran to its end.
+   and a per-notebook wall-clock limit apply. Test cells run in the worker, never in the
+   kernel (``mcf_course.grading.runner``): a test passes only if it ran to its end there. A
+   dead kernel fails the cell it was running and the rest. Code that tries to tamper with the
+   kernel is flagged (``mcf_course.grading.inspection``): status ``needs review``.
 2. The executed notebooks are then recorded in the course's gradebook (SQLite by default, or
    any URL given with ``--db`` or the ``MCF_GRADE_DB`` environment variable, e.g. PostgreSQL)
    by nbgrader's pipeline without execution, exactly as ``nbgrader autograde --no-execute``
@@ -29,8 +31,8 @@ a notebook, empty, missing, timed out) scores 0, with the reason. Two runs never
 holds, a scratch folder readable by the grader alone and removed on every way out.
 
 Exit status: 0 when every student was graded cleanly, 1 when any needs attention (a kernel
-died, a test did not finish, a file could not be run or recorded, feedback failed, the run
-was stopped or failed), 2 when the batch could not start (no sandbox on this machine,
+died, a submission needs review, a file could not be run or recorded, feedback failed, the
+run was stopped or failed), 2 when the batch could not start (no sandbox on this machine,
 another run on the same course).
 """
 
@@ -42,6 +44,7 @@ import shutil
 import signal
 import sys
 import tempfile
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -373,10 +376,13 @@ def _grade(settings: Settings, scratch: Scratch, uids: list[int], students: list
         outcome.status = "graded"
 
         def record():
+            started = time.monotonic()
             recorder.record(student, out, incoming)
+            outcome.timings = {**result.get("timings", {}), "recording": time.monotonic() - started}
             status, note = incomplete_runs(sorted(out.glob("*.ipynb")))
-            outcome.status = status
-            outcome.add_reason(note, result.get("files_note", ""))
+            review = "; ".join(result.get("review", []))
+            outcome.status = "needs review" if review else status
+            outcome.add_reason(note, review and f"needs review: {review}", result.get("files_note", ""))
             if result.get("memory_limit"):
                 outcome.add_reason("the sandbox reached its memory limit: the kernel ended one of its processes")
         if result.get("feedback_error"):

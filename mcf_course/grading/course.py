@@ -39,9 +39,9 @@ class Outcome:
     """What happened to one student's submission."""
 
     student: str
-    # graded | skipped (graded cleanly before) | kernel died | incomplete tests | failed to run
-    # | timed out | missing notebook | not autograded (nbgrader refused the notebook)
-    # | feedback failed | not recorded | not graded (the run stopped first)
+    # graded | needs review (inspection found tampering) | skipped (graded cleanly before)
+    # | kernel died | failed to run | timed out | missing notebook | not autograded (nbgrader
+    # refused the notebook) | feedback failed | not recorded | not graded (the run stopped first)
     status: str = "graded"
     reason: str = ""
     seconds: float = 0.0
@@ -49,6 +49,7 @@ class Outcome:
     max_score: float | None = None
     scores: dict = field(default_factory=dict)
     recorded: bool = False  # this run wrote the student's grades to the gradebook
+    timings: dict = field(default_factory=dict)  # seconds per phase (worker's and recording)
 
     @property
     def needs_attention(self) -> bool:

@@ -36,24 +36,15 @@ NOT_RUN = "NotRun"  # the error name in each test cell of a notebook that could 
 
 
 def incomplete_runs(notebooks: list[Path]) -> tuple[str, str]:
-    """(status, note) for executed notebooks in which the kernel died or a test did not run
-    to its end; ("graded", "") when neither happened."""
-    died, incomplete = None, []
+    """(status, note) for executed notebooks in which the kernel died; ("graded", "")
+    otherwise. (Whether a test ran to its end is the worker's verdict, ``runner``.)"""
     for notebook in notebooks:
         nb = nbformat.read(notebook, as_version=4)
         prefix = f"{notebook.stem}: " if len(notebooks) > 1 else ""
         for number, cell in enumerate(nb.cells, 1):
             where = prefix + (cell.get("metadata", {}).get("nbgrader", {}).get("grade_id") or f"cell {number}")
-            for output in cell.get("outputs", []):
-                if output.get("ename") == "DeadKernelError" and died is None:
-                    died = where
-                elif output.get("ename") == "TestIncomplete":
-                    incomplete.append(where)
-    if died:
-        return "kernel died", f"the kernel died in {died}; the cells after it count as failed"
-    if incomplete:
-        return "incomplete tests", (f"test(s) {', '.join(incomplete)} did not run to their end "
-                                    "and count as failed; look at the notebook")
+            if any(output.get("ename") == "DeadKernelError" for output in cell.get("outputs", [])):
+                return "kernel died", f"the kernel died in {where}; the cells after it count as failed"
     return "graded", ""
 
 
@@ -81,7 +72,8 @@ class Recorder:
         run_converter(converter, self.settings.course, self.settings.course, self.settings.db_url,
                       self.settings.module, student,
                       CourseDirectory__submitted_directory=str(self.staging),
-                      Execute__enabled=False, ClearOutput__enabled=False, BaseConverter__force=True)
+                      Execute__enabled=False, ClearOutput__enabled=False, BaseConverter__force=True,
+                      KeepSubmittedOutputs__enabled=False)  # they were kept when it ran
 
     def _stage(self, student: str, submission: Path | None) -> Path:
         folder = self.staging / student / self.settings.module

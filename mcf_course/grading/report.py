@@ -23,9 +23,9 @@ import nbformat  # noqa: E402
 
 from mcf_course.grading.feedback import (  # noqa: E402
     HIDDEN_FAILURE,
-    failing_cell_line,
-    hidden_line_range,
+    MARK,
     hidden_snippets,
+    is_test_cell,
     scrub,
 )
 from mcf_course.grading.submissions import printable  # noqa: E402
@@ -33,26 +33,24 @@ from mcf_course.plotting import OKABE_ITO, use_course_style  # noqa: E402
 
 
 def failing_tests(notebook_path: Path) -> list[tuple[str, str]]:
-    """(test cell grade id, what failed) for each failing test cell of an autograded notebook.
-    A failure raised from a hidden test is reported as such, without its text."""
+    """(test cell grade id, what failed) for each failing test cell of an autograded notebook,
+    as the student's feedback says it (``mcf-grade``'s mark): a hidden test is counted as such,
+    a visible check by its constant message or its line, never by text made while grading."""
     nb = nbformat.read(notebook_path, as_version=4)
     snippets = hidden_snippets(nb.cells)
     failures = []
     for cell in nb.cells:
-        meta = cell.get("metadata", {}).get("nbgrader", {})
-        if cell.cell_type != "code" or not meta.get("grade") or meta.get("solution"):
+        if not is_test_cell(cell):
             continue
-        for output in cell.get("outputs", []):
-            if output.get("output_type") != "error":
-                continue
-            hidden = hidden_line_range(cell.source)
-            line = failing_cell_line(output.get("traceback", []))
-            if hidden is not None and (line is None or line in hidden):
-                what = "a hidden test"
-            else:
-                what = f"{output.get('ename')}: {str(output.get('evalue', '')).splitlines()[0][:160]}" \
-                    if output.get("evalue") else str(output.get("ename"))
-            failures.append((meta["grade_id"], scrub(what, snippets)))
+        mark = cell.metadata.get(MARK)
+        errors = [o for o in cell.get("outputs", []) if o.get("output_type") == "error"]
+        if isinstance(mark, dict) and mark.get("passed") is False:
+            what = "a hidden test" if mark.get("hidden") else str(mark.get("feedback", ""))[:200]
+        elif errors and not isinstance(mark, dict):
+            what = "not run: the kernel died" if errors[-1].get("ename") == "DeadKernelError" else "failed"
+        else:
+            continue
+        failures.append((cell.metadata["nbgrader"]["grade_id"], scrub(what, snippets)))
     return failures
 
 

@@ -5,16 +5,12 @@ The worker process is started by the coordinator (``Worker``) and reads, on stan
 first its settings and then one task per line; it answers each with one ``@@RESULT`` line.
 Nothing a worker is told travels in its argv or environment.
 
-Preprocessors join nbgrader's pipeline (see ``autograde_preprocessors``):
-
-- ``MarkTestEnds`` / ``CheckTestEnds``: every autograded test cell gets a last line that prints
-  a token drawn afresh for each run; a test cell counts as passed only if it printed it, that
-  is, if it ran to its end. A kernel that dies inside a test (``os._exit`` in the student's
-  function) or code that skips the rest of a cell therefore fails that test.
-- ``RecoveringExecute``: nbgrader's Execute, except that a dead kernel fails the cell it was
-  running and the cells after it, rather than the whole submission, and that output is
-  capped as it arrives (``OutputCap``), whatever its type, so no output can fill the
-  worker's memory or the autograded notebook.
+nbgrader's pipeline runs with one change (see ``autograde_preprocessors``):
+``RecoveringExecute``, nbgrader's Execute with test cells run in the worker, never in the
+student's kernel (``mcf_course.grading.runner.TestsInWorker``); a dead kernel fails the cell it
+was running and the cells after it, rather than the whole submission; and output is capped as
+it arrives (``OutputCap``), whatever its type, so no output can fill the worker's memory or the
+autograded notebook.
 
 After a notebook has run and every process of the student has ended, the files its code
 wrote in its folder are taken (``take_files``) so that they land in ``autograded/`` as they
@@ -28,7 +24,6 @@ import json
 import logging
 import os
 import re
-import secrets
 import shutil
 import signal
 import subprocess
@@ -50,13 +45,6 @@ CELL_LIMIT = 5_000_000       # all outputs of one cell
 NOTEBOOK_LIMIT = 20_000_000  # all outputs of one notebook
 FILES_LIMIT = 1000           # files taken from the student's folder after a run
 CUT = "[output cut by the grader: {}]"
-INCOMPLETE = ("the test did not run to its end (the kernel died, or code skipped the rest of "
-              "the test)")
-
-
-def _is_test(cell) -> bool:
-    meta = cell.get("metadata", {}).get("nbgrader", {})
-    return cell.get("cell_type") == "code" and bool(meta.get("grade")) and not meta.get("solution")
 
 
 def _error(ename: str, message: str):
@@ -162,47 +150,17 @@ class OutputCap:
 
 
 def autograde_preprocessors():
-    """nbgrader's autograde preprocessors, with this module's four added."""
+    """nbgrader's autograde preprocessors, with Execute replaced by RecoveringExecute."""
     from nbclient.exceptions import DeadKernelError
-    from nbconvert.preprocessors import Preprocessor
     from nbgrader.converters import Autograde
     from nbgrader.preprocessors import Execute
-    from traitlets import Bool
 
-    token = secrets.token_hex(16)
-    marker = f"\nprint({token!r})  # mcf-grade: the test ran to its end"
+    from mcf_course.grading.runner import TestsInWorker
 
-    class MarkTestEnds(Preprocessor):
-        enabled = Bool(True)
-
-        def preprocess_cell(self, cell, resources, index):
-            if _is_test(cell):
-                cell.source += marker
-            return cell, resources
-
-    class CheckTestEnds(Preprocessor):
-        enabled = Bool(True)
-
-        def preprocess_cell(self, cell, resources, index):
-            if not _is_test(cell) or not cell.source.endswith(marker):
-                return cell, resources
-            cell.source = cell.source[: -len(marker)]
-            reached = False
-            for output in cell.get("outputs", []):
-                if output.get("output_type") == "stream" and token in output.get("text", ""):
-                    lines = output["text"].split("\n")
-                    reached = reached or token in lines
-                    output["text"] = "\n".join(line for line in lines if line != token)
-            cell.outputs = [o for o in cell.get("outputs", [])
-                            if not (o.get("output_type") == "stream" and not o.get("text"))]
-            if not reached and not any(o.get("output_type") == "error" for o in cell.outputs):
-                cell.outputs.append(_error("TestIncomplete", INCOMPLETE))
-            return cell, resources
-
-    class RecoveringExecute(Execute):
-        """nbgrader's Execute, except that a dead kernel fails the cell it was running and
-        the rest of the notebook, rather than the whole submission, and that output is capped
-        as it arrives (``OutputCap``)."""
+    class RecoveringExecute(TestsInWorker):
+        """TestsInWorker, except that a dead kernel fails the cell it was running and the
+        rest of the notebook, rather than the whole submission, and that output is capped as
+        it arrives (``OutputCap``)."""
 
         running = -1
         cap = OutputCap()
@@ -232,7 +190,7 @@ def autograde_preprocessors():
 
     defaults = Autograde.class_traits()["autograde_preprocessors"].default()
     assert defaults[0] is Execute, "nbgrader's autograde pipeline no longer starts with Execute"
-    return [MarkTestEnds, RecoveringExecute, CheckTestEnds, *defaults[1:]]
+    return [RecoveringExecute, *defaults[1:]]
 
 
 def fill_home(sandbox: Sandbox, submitted: Path, source: Path, released: Path) -> None:
@@ -292,6 +250,12 @@ def take_files(home: Path, out: Path) -> str:
         return ""
     shown = ", ".join(left_out[:5]) + (f" and {len(left_out) - 5} more" if len(left_out) > 5 else "")
     return f"files the code wrote that were not kept: {shown}"
+def review_reasons(executed: Path) -> list[str]:
+    """What the grader's inspection of the submission's code found (``inspection``)."""
+    from mcf_course.grading.feedback import MARK
+
+    reasons = nbformat.read(executed, as_version=4).metadata.get(MARK, {}).get("review", [])
+    return [str(r) for r in reasons] if isinstance(reasons, list) else []
 
 
 class _ErrorLog(logging.Handler):
@@ -309,7 +273,7 @@ def run_worker(options: dict) -> None:
     """Serve tasks from stdin: one JSON line per submission, one result line each."""
     settings = Settings(**{**options["settings"], "course": Path(options["settings"]["course"]),
                            "db_url": "", "workers": 1})
-    from mcf_course.grading import provisioner
+    from mcf_course.grading import provisioner, runner
 
     home, template, box = Path(options["home"]), Path(options["template"]), Path(options["box"])
     scratch, jupyter_path = home / "scratch", home / "jupyter"
@@ -322,6 +286,8 @@ def run_worker(options: dict) -> None:
     data_dir = Path(options["data_dir"]) if options.get("data_dir") else None
     if os.geteuid() == 0:  # this worker has a mount namespace of its own (see Worker)
         private_disk(box, settings.disk_mb)
+    if data_dir:  # the tests, run here, read the datasets the kernels see
+        os.environ["MCF_COURSE_DATA"] = str(data_dir)
 
     def new_sandbox() -> Sandbox:
         return Sandbox(box, options["uid"], limits, data_dir, home)
@@ -346,21 +312,27 @@ def run_worker(options: dict) -> None:
                           db_url=f"sqlite:///{scratch / 'gradebook.db'}", module=settings.module,
                           student=task["student"])
             oom_before = sandbox.cgroup.oom_kills() if sandbox.cgroup else 0
+            runner.TIMINGS.clear()
+            started = time.monotonic()
             try:
                 run_converter("Autograde", **common,
                               Execute__kernel_name=provisioner.KERNEL_NAME,
                               Execute__timeout=settings.cell_timeout,
                               KernelManager__transport="ipc",
                               KernelManager__ip=str(sandbox.layout.run / "kernel"),
+                              TestsInWorker__source_folder=str(scratch / folders["source"] / settings.module),
                               Autograde__autograde_preprocessors=autograde_preprocessors())
             except Exception:
                 # nbgrader refused the notebook before any of its code ran (its metadata, a
                 # cell whose type was changed): the coordinator records it as nbgrader does.
                 result["refused"] = provisioner.LAUNCHED[0] == launched
                 raise
+            timings = dict(runner.TIMINGS)
+            timings["nbgrader bookkeeping"] = time.monotonic() - started - sum(timings.values())
             if sandbox.cgroup and sandbox.cgroup.oom_kills() > oom_before:
                 result["memory_limit"] = True
             # Every process of the student ends before anything they produced is read.
+            started = time.monotonic()
             if settings.sandbox_per_student:
                 sandbox.close()
             else:
@@ -372,13 +344,18 @@ def run_worker(options: dict) -> None:
                 provisioner.ACTIVE = new_sandbox()  # starts from empty folders
             else:
                 sandbox.clear()
+            timings["sandbox reset"] = time.monotonic() - started
             autograded = scratch / folders["autograded"] / task["student"] / settings.module
+            result["review"] = []
             for name in notebooks:
                 if (autograded / f"{name}.ipynb").is_file():
                     shutil.copy(autograded / f"{name}.ipynb", out / f"{name}.ipynb")
+                    prefix = f"{name}: " if len(notebooks) > 1 else ""
+                    result["review"] += [prefix + r for r in review_reasons(out / f"{name}.ipynb")]
             # Feedback from the scratch gradebook, which holds the same scores the course's
             # gradebook will: this keeps the slow HTML export in the parallel part. If it
             # fails, the grades stand and the coordinator says so.
+            started = time.monotonic()
             try:
                 run_converter("GenerateFeedback", **common)
                 feedback = scratch / folders["feedback"] / task["student"] / settings.module
@@ -388,6 +365,8 @@ def run_worker(options: dict) -> None:
             except Exception as exc:  # noqa: BLE001
                 logged = [m for m in errors.messages if re.match(r"[\w.]+(Error|Exception): ", m)]
                 result["feedback_error"] = (logged[-1] if logged else f"{type(exc).__name__}: {str(exc)[:200]}")
+            timings["feedback"] = time.monotonic() - started
+            result["timings"] = {k: round(v, 4) for k, v in timings.items()}
         except Exception as exc:  # noqa: BLE001 - report, and stay alive for the next task
             logged = " | ".join(errors.messages[-3:])
             result.update(ok=False, error=f"{type(exc).__name__}: {str(exc)[:200]}"
