@@ -87,3 +87,22 @@ def test_every_page_states_the_measured_time(module):
     for where, (text, measured) in stated.items():
         assert abs(minutes(text) - measured) <= 22.5, (
             f"{module}: the {where} says {text}, but scripts/time_estimate.py measures {measured:.0f} min")
+
+
+@pytest.mark.parametrize("module", MODULES)
+def test_model_answers_keep_to_their_tasks_and_say_their_length_truly(module):
+    cells = nbformat.read(ROOT / "solutions" / module / f"{module}.ipynb", as_version=4).cells
+    for index, cell in enumerate(cells):
+        meta = cell.metadata.get("nbgrader", {})
+        if not (meta.get("grade") and cell.cell_type == "markdown"):
+            continue
+        task = cells[index - 1].source
+        low, high = (int(n.replace(",", "")) for n in re.search(r"([\d,]+)\s*[–-]\s*([\d,]+) words", task).groups())
+        answer = cell.source.replace("### BEGIN SOLUTION", "").replace("### END SOLUTION", "").strip()
+        label = re.match(r"\*Model (?:answer|memo) \(one of many good ones; about ([\d,]+) words\)\.\*", answer)
+        assert label, f"{module}: the model answer should say its length: '(one of many good ones; about N words)'"
+        count = len(answer[label.end():].split())
+        assert low <= count <= high, f"{module}: the model answer has {count} words; the task asks for {low}-{high}"
+        stated = int(label.group(1).replace(",", ""))
+        assert abs(stated - count) <= 0.05 * count, (
+            f"{module}: the model answer says about {stated} words; it has {count}")
