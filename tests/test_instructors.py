@@ -106,3 +106,9 @@ def test_model_answers_keep_to_their_tasks_and_say_their_length_truly(module):
         stated = int(label.group(1).replace(",", ""))
         assert abs(stated - count) <= 0.05 * count, (
             f"{module}: the model answer says about {stated} words; it has {count}")
+
+
+@pytest.mark.parametrize("module", MODULES)
+def test_judgment_is_at_least_two_fifths_of_the_autograded_points(module):
+    points = points_by_kind(module)
+    assert points["judgment"] / (points["coding"] + points["judgment"]) >= 0.4, points
