@@ -11,10 +11,17 @@ precision (``YYYY``, ``YYYY-MM`` or ``YYYY-MM-DD``); to place such a date on a t
 precision by marker shape (``PRECISION_MARKERS``), so a year-only event is never drawn as if it
 were known to the day. Figures carry no Chinese characters, because the fonts on many build
 machines lack the glyphs; the Chinese stays in the text and tables around them.
+
+Every figure is saved by ``figure_png`` (the notebooks' and the book's figures too, once
+``use_course_style`` has run): at twice the resolution it is shown at, 96 CSS pixels to the inch,
+so that its labels (at least ``MIN_FONT_PT``) are at least 11 px on screen when the figure is no
+wider than ``MAX_WIDTH_IN`` (the book's text column); long labels wrap (``wrap_label``), never
+"…". The PNG records its smallest text in pixels (``MIN_FONT_KEY``), which the browser test reads.
 """
 
 from __future__ import annotations
 
+import io
 import re
 import textwrap
 
@@ -75,8 +82,63 @@ CONFIDENCE_COLORS = {
 }
 
 
+#: Saved figures have this many pixels to the inch, twice the 96 CSS pixels they are shown at.
+FIGURE_DPI = 192
+#: The smallest text in a figure, in points: 8.5 pt shown at 96 px to the inch is 11.3 px.
+MIN_FONT_PT = 8.5
+#: The widest a figure is drawn, in inches: 7 in at 96 px is 672 px, the book's text column at 1280 px.
+MAX_WIDTH_IN = 7.0
+#: The PNG text field that records the smallest text of a figure, in pixels of the image.
+MIN_FONT_KEY = "mcf:min-font-px"
+
+
+def smallest_text_pt(fig) -> float:
+    """The size in points of the smallest visible, non-empty text of ``fig``."""
+    sizes = [t.get_fontsize() for t in fig.findobj(mpl.text.Text)
+             if t.get_visible() and t.get_text().strip() and t.get_figure(root=True) is fig]
+    return min(sizes, default=float("inf"))
+
+
+def figure_png(fig, dpi: int = FIGURE_DPI) -> tuple[bytes, dict]:
+    """``fig`` as a PNG (tight bounding box, at most 256 colours) and its display metadata:
+    ``{"width": CSS pixels}``, half its pixel width at the default ``dpi``. The PNG records
+    the size of its smallest text in image pixels under ``MIN_FONT_KEY``."""
+    from PIL import Image, PngImagePlugin
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight", facecolor="white")
+    image = Image.open(buffer).convert("RGB")
+    info = PngImagePlugin.PngInfo()
+    info.add_text(MIN_FONT_KEY, f"{smallest_text_pt(fig) * dpi / 72:.1f}")
+    out = io.BytesIO()
+    image.quantize(256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE).save(
+        out, "PNG", optimize=True, pnginfo=info, dpi=(dpi, dpi))
+    return out.getvalue(), {"width": round(image.width * 96 / dpi)}
+
+
+def _show_figures_with_figure_png() -> None:
+    """In IPython (a notebook, the book's build), show figures through ``figure_png``."""
+    import sys
+
+    if "IPython" not in sys.modules:
+        return
+    from IPython import get_ipython
+
+    shell = get_ipython()
+    if shell is None or not hasattr(shell, "display_formatter"):
+        return
+    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
+
+    plt.switch_backend(mpl.get_backend())  # load the backend now: the inline one registers its own formatter
+
+    shell.display_formatter.formatters["image/png"].for_type(Figure, figure_png)
+
+
 def use_course_style() -> None:
-    """Apply the course's matplotlib style (call once at the top of a notebook)."""
+    """Apply the course's matplotlib style (call once at the top of a notebook), and show the
+    notebook's figures through ``figure_png``."""
+    _show_figures_with_figure_png()
     mpl.rcParams.update({
         "axes.prop_cycle": cycler(color=[c for n, c in OKABE_ITO.items() if n != "yellow"]),
         "axes.spines.top": False,
@@ -84,9 +146,9 @@ def use_course_style() -> None:
         "axes.grid": True,
         "grid.alpha": 0.3,
         "figure.dpi": 100,
-        "savefig.dpi": 150,
+        "savefig.dpi": FIGURE_DPI,
         "font.size": 10,
-        "figure.figsize": (8, 4.5),
+        "figure.figsize": (MAX_WIDTH_IN, 4),
     })
 
 
@@ -129,13 +191,50 @@ def stagger(dates: pd.Series, lane: pd.Series, window_days: int = 240) -> pd.Ser
     return offsets
 
 
+def avoid_overlaps(ax, labels, pad: float = 2.0) -> None:
+    """Move annotations (``ax.annotate`` results) vertically until none overlaps another label or
+    a marker: each moves past what it hits, up or down, whichever is the shorter way."""
+    from matplotlib.transforms import Bbox
+
+    fig = ax.get_figure(root=True)
+    renderer = fig.canvas.get_renderer()
+    placed = []
+    for collection in ax.collections:  # the markers, as boxes of about their size
+        size = max(6.0, float(collection.get_sizes().max()) ** 0.5 * fig.dpi / 72) / 2 if len(
+            collection.get_sizes()) else 6.0
+        for x, y in collection.get_offset_transform().transform(collection.get_offsets()):
+            placed.append(Bbox([[x - size, y - size], [x + size, y + size]]))
+    for label in sorted(labels, key=lambda t: t.xy[0]):
+        start = label.xyann
+        moves = []
+        for up in (True, False):  # push it up past what it hits, or down; keep the shorter move
+            label.xyann = start
+            for _ in range(20):
+                box = label.get_window_extent(renderer)
+                hit = next((b for b in placed if box.overlaps(b)), None)
+                if hit is None:
+                    break
+                shift = (hit.y1 - box.y0 + pad) if up else (hit.y0 - box.y1 - pad)
+                label.xyann = (label.xyann[0], label.xyann[1] + shift * 72 / fig.dpi)
+            moves.append(label.xyann)
+        label.xyann = min(moves, key=lambda xy: abs(xy[1] - start[1]))
+        placed.append(label.get_window_extent(renderer))
+
+
 _CJK = re.compile(r"\s*[(（][^()（）]*[\u3400-\u9fff][^()（）]*[)）]|[\u3400-\u9fff]+")
 
 
-def latin_text(name: str, width: int = 46) -> str:
-    """``name`` without Chinese (and the brackets around it), cut to ``width`` characters, for figures."""
+def latin_text(name: str, width: int | None = None) -> str:
+    """``name`` without Chinese (and the brackets around it), for figures; wrapped into lines of
+    at most ``width`` characters if given (never shortened)."""
     latin = name
     while _CJK.search(latin):  # innermost brackets first: "(工业…节点(广州))"
         latin = _CJK.sub("", latin)
     latin = re.sub(r"\(\s*\)|（\s*）", "", latin)
-    return textwrap.shorten(latin, width, placeholder="…")
+    latin = re.sub(r"\s+", " ", latin).strip()
+    return wrap_label(latin, width) if width else latin
+
+
+def wrap_label(text: str, width: int) -> str:
+    """``text`` wrapped into lines of at most ``width`` characters (a longer word stays whole)."""
+    return "\n".join(textwrap.wrap(text, width, break_long_words=False, break_on_hyphens=False)) or text

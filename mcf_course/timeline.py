@@ -21,6 +21,7 @@ from mcf_course.plotting import (
     new_axes,
     plot_dates,
     stagger,
+    wrap_label,
 )
 
 __all__ = ["EXPLORER_CHOICES", "ISSUER_TYPES", "filter_events", "plot_counts_by_year", "plot_timeline",
@@ -88,7 +89,7 @@ def plot_timeline(
     """
     if color_by not in _COLOR_SCHEMES:
         raise ValueError(f"color_by must be one of {sorted(_COLOR_SCHEMES)}, not {color_by!r}")
-    ax = new_axes(ax, (10, 4.5))
+    ax = new_axes(ax, (7, 4.6))
     colors = _COLOR_SCHEMES[color_by]
     lanes = [t for t in THEME_ORDER if t in set(events["theme"])]
     lane_of = {theme: len(lanes) - 1 - i for i, theme in enumerate(lanes)}
@@ -111,13 +112,13 @@ def plot_timeline(
         texts = events[label] if isinstance(label, str) else events["event_id"].map(label)
         for index, text in texts.dropna().items():
             ax.annotate(textwrap.fill(str(text), wrap), (dates[index], y[index]),
-                        xytext=(5, 5), textcoords="offset points", fontsize=7.5,
+                        xytext=(5, 5), textcoords="offset points", fontsize=8.5,
                         va="bottom", ha="left")
 
     ax.set_yticks(list(lane_of.values()), list(lane_of.keys()))
     ax.set_ylim(-0.6, len(lanes) - 0.4)
     ax.grid(axis="y", visible=False)
-    ax.set_xlabel("Date (year-only and month-only dates drawn at the middle of the period)")
+    ax.set_xlabel("Date (year-only and month-only dates at the middle of the period)")
 
     color_handles = [Line2D([], [], marker="o", linestyle="", color=c, label=name)
                      for name, c in colors.items() if name in set(events[color_by])]
@@ -125,8 +126,8 @@ def plot_timeline(
                             label=f"dated to the {p}")
                      for p, m in PRECISION_MARKERS.items()
                      if p in set(events["date_precision"])]
-    ax.legend(handles=color_handles + shape_handles, loc="upper left", fontsize=8,
-              title=color_by, title_fontsize=8, frameon=False, bbox_to_anchor=(1.0, 1.0))
+    ax.legend(handles=color_handles + shape_handles, loc="upper left", fontsize=9, ncols=2,
+              title=color_by, title_fontsize=9, frameon=False, bbox_to_anchor=(0.0, -0.2))
     return ax
 
 
@@ -149,7 +150,7 @@ def plot_counts_by_year(
     """
     if by not in _COLOR_SCHEMES:
         raise ValueError(f"by must be one of {sorted(_COLOR_SCHEMES)}, not {by!r}")
-    ax = new_axes(ax, (10, 4))
+    ax = new_axes(ax, (7, 4))
     years = events["date"].str[:4].astype(int)
     counts = pd.crosstab(years, events[by])
     first = start if start is not None else int(years.min())
@@ -163,8 +164,8 @@ def plot_counts_by_year(
     ax.set_ylabel("Events")
     ax.yaxis.get_major_locator().set_params(integer=True)
     ax.grid(axis="x", visible=False)
-    ax.tick_params(axis="x", labelrotation=90, labelsize=8)
-    ax.legend(title=by, fontsize=8, title_fontsize=8, frameon=False, loc="upper left")
+    ax.tick_params(axis="x", labelrotation=90, labelsize=9)
+    ax.legend(title=by, fontsize=9, title_fontsize=9, frameon=False, loc="upper left")
     return ax
 
 
@@ -204,10 +205,11 @@ def timeline_explorer_figure(events: pd.DataFrame, themes=("MCF", "foreign respo
     import matplotlib.pyplot as plt
 
     shown = filter_events(events, themes, confidences, years, issuer_types)
-    fig, ax = plt.subplots(figsize=(10, 3.8), layout="constrained")
+    fig, ax = plt.subplots(figsize=(7, 4.6), layout="constrained")
     plot_timeline(shown, ax=ax, color_by=color_by)
     ax.set_xlim(pd.Timestamp(f"{years[0]}-01-01"), pd.Timestamp(f"{years[1] + 1}-01-01"))
-    ax.set_title(_selection_text(shown, years, themes, confidences, issuer_types), loc="left", fontsize=10)
+    ax.set_title(wrap_label(_selection_text(shown, years, themes, confidences, issuer_types), 60), loc="left",
+                 fontsize=10)
     return fig
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from html.parser import HTMLParser
 from pathlib import Path
@@ -97,3 +98,28 @@ def test_exercise_page_offers_downloads_that_say_what_they_are(built_book):
         assert student == (ROOT / "exercises" / module / f"{module}.ipynb").read_bytes()
     html = (built_book / "book" / "exercises.html").read_text(encoding="utf-8")
     assert html.count("_downloads/") >= 2 * len(modules) and "colab.research.google.com/github/" in html
+
+
+def test_what_is_published_is_what_a_reader_needs(built_book):
+    static = built_book / "_static"
+    unrendered = [p.name for p in static.glob("*.html")]
+    assert not unrendered, f"unrendered theme templates are published: {unrendered}"
+    assert not list(static.rglob("*.map")), "source maps are published"
+    assert not list(static.rglob("embed-amd.js")) and not (static / "scripts" / "fontawesome.js").exists()
+    assert (built_book / "favicon.ico").read_bytes()[:4] == b"\x00\x00\x01\x00", "favicon.ico is an icon"
+    for name in ("course-zh-400.woff2", "course-zh-700.woff2", "course-zh-LICENSE.txt"):
+        assert (static / "fonts" / name).is_file(), name
+    for page in [*built_book.glob("*.html"), *built_book.glob("book/*.html")]:
+        html = page.read_text(encoding="utf-8")
+        if "http-equiv=\"Refresh\"" in html or page.name in ("search.html", "genindex.html"):
+            continue  # a redirect, and pages made by Sphinx with no text of their own
+        assert re.search(r'<meta name="description" content="[^"]{40,}"', html), f"{page.name}: no meta description"
+        bare = re.findall(r'<a [^>]*href="http://([^"/]+)/?"[^>]*>\1</a>', html)
+        assert not bare, f"{page.name}: bare domain names made into links: {bare}"
+        assert "data:image/" not in html, f"{page.name}: an image is inlined as base64"
+
+
+def test_search_index_holds_pinyin_without_tone_marks(built_book):
+    index = (built_book / "searchindex.js").read_text(encoding="utf-8")
+    terms = json.loads(index[index.index("(") + 1:index.rindex(")")])["terms"]
+    assert "junmin" in terms and "jūnmín" in terms, "pinyin is indexed with and without tone marks"

@@ -63,3 +63,17 @@ def test_explorer_has_every_view_and_each_matches_its_selection(events, controls
 def test_figure_colours_are_colour_blind_safe():
     palette = set(OKABE_ITO.values())
     assert set(THEME_COLORS.values()) <= palette and set(CONFIDENCE_COLORS.values()) <= palette
+
+
+def test_the_books_form_of_the_explorer_is_plain_html_with_every_view(events, monkeypatch):
+    from mcf_course.explorer import FORM_VARIABLE, StaticExplorer
+
+    monkeypatch.setenv(FORM_VARIABLE, "static")
+    explorer = timeline_explorer(events, controls=("themes", "confidences"))
+    assert isinstance(explorer, StaticExplorer)
+    page = explorer._repr_html_()
+    assert page.count('type="radio"') == 3 + 3 and page.count(" checked>") == 2, "radio semantics, one checked"
+    assert page.count('class="explorer-pane"') == 9 == len(stack_views(explorer)), "every view is in the page"
+    assert page.count("data-src=\"data:image/png") == 9 and ' src="data:' not in page, "images load when shown"
+    assert "<noscript>" in page and 'data-default="0,0"' in page and 'aria-live="polite"' in page
+    assert "ipywidgets" not in type(explorer).__module__

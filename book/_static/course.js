@@ -1,9 +1,31 @@
-// Small accessibility fixes to the book theme (pydata-sphinx-theme), found by the browser
-// test's axe-core check (tests/test_browser.py); each is a case the theme's options cannot set.
+// The course's script (loaded deferred on every page): the explorers, and small fixes to the book
+// theme (pydata-sphinx-theme), each a case the theme's options cannot set; tests/test_browser.py
+// checks each of them in a real browser.
 (function () {
   // The theme reads a colour mode before it has one ("Got invalid theme mode") unless set.
   const root = document.documentElement;
   if (!root.dataset.mode) root.dataset.mode = "auto";
+
+  // The navigation drawers. pydata-sphinx-theme 0.17.1 (pinned in requirements.txt) opens them only
+  // from the first ".primary-toggle" / ".secondary-toggle" on the page, a hidden one; the visible
+  // buttons did nothing (pydata-sphinx-theme #2451, sphinx-book-theme #988). Each visible toggle
+  // passes its click (tap, Enter, Space) to the first, which opens the drawer on a phone and, through
+  // sphinx-book-theme's own handler, hides the sidebar on a wide screen. Drop this once the themes
+  // are upgraded to a release that fixes #2451.
+  function drawerToggles() {
+    for (const side of ["primary", "secondary"]) {
+      const [first, ...others] = document.querySelectorAll(`.${side}-toggle`);
+      for (const toggle of others) {
+        if (toggle.dataset.forwarded) continue;
+        toggle.dataset.forwarded = "";
+        toggle.addEventListener("click", (event) => {
+          event.preventDefault();
+          event.stopPropagation();
+          first.click();
+        });
+      }
+    }
+  }
 
   // A control's accessible name must contain its visible text (WCAG 2.5.3, label in name):
   // the theme's search button shows "Search Ctrl+K" but is named "Search", and its colour-mode
@@ -18,9 +40,9 @@
       el.setAttribute("aria-label", text.toLowerCase().includes(label.toLowerCase()) ? text : `${label}: ${text}`);
     }
   }
-  // A region that scrolls must be reachable by keyboard: wide tables and figures on a phone.
-  function focusableScrollers(root) {
-    for (const el of (root || document).querySelectorAll(".bd-article *")) {
+  // A region that scrolls must be reachable by keyboard: wide tables on a phone.
+  function focusableScrollers() {
+    for (const el of document.querySelectorAll(".bd-article *")) {
       const style = getComputedStyle(el);
       const scrolls = ["auto", "scroll"].includes(style.overflowX) && el.scrollWidth > el.clientWidth + 1;
       if (scrolls && !el.hasAttribute("tabindex")) {
@@ -37,29 +59,54 @@
       entry.setAttribute("role", "listitem");
     }
   }
-  // The explorers' slider handles (noUiSlider) have role="slider" but no name: each is named
-  // after its widget's visible label, for example "Decisive evidence".
-  function sliderNames() {
-    for (const handle of document.querySelectorAll('.noUi-handle[role="slider"]:not([aria-label])')) {
-      const label = handle.closest(".widget-slider")?.querySelector(".widget-label");
-      if (label && label.textContent.trim()) handle.setAttribute("aria-label", label.textContent.trim());
+
+  // Explorers (mcf_course.explorer.StaticExplorer): a form of controls over views drawn when the
+  // book was built. The explorer's static twin, the figure after it, becomes its default view, so
+  // that the chart appears (and is read) once. A view's images load when it is first shown; a
+  // change of view is announced to screen readers by its one-line summary.
+  function explorers() {
+    for (const box of document.querySelectorAll(".course-explorer:not([data-ready])")) {
+      box.dataset.ready = "";
+      const form = box.querySelector(".explorer-controls");
+      const status = box.querySelector(".explorer-status");
+      const panes = [...box.querySelectorAll(":scope > .explorer-pane")];
+      const twin = box.dataset.twin && document.getElementById(box.dataset.twin);
+      const first = panes.find((pane) => pane.dataset.view === box.dataset.default);
+      if (twin && first) {
+        const own = first.querySelector(":scope > figure, :scope > a > figure");
+        if (own) own.replaceWith(twin); else first.prepend(twin);
+      }
+      const controls = [...form.querySelectorAll("fieldset, input[type=range], select")];
+      const key = () => controls.map((c) => (c.matches("fieldset") ? c.querySelector("input:checked").value : c.value)).join(",");
+      const show = (announce) => {
+        const wanted = key();
+        for (const pane of panes) {
+          pane.hidden = pane.dataset.view !== wanted;
+          if (pane.hidden) continue;
+          for (const img of pane.querySelectorAll("img[data-src]")) {
+            img.src = img.dataset.src;
+            img.removeAttribute("data-src");
+          }
+          if (announce) status.textContent = pane.dataset.summary;
+        }
+        for (const range of form.querySelectorAll("input[type=range]")) {
+          const labels = JSON.parse(range.dataset.labels);
+          range.setAttribute("aria-valuetext", labels[range.value]);
+          [...range.parentElement.querySelectorAll(".explorer-ticks span")]
+            .forEach((tick, i) => tick.classList.toggle("current", String(i) === range.value));
+        }
+      };
+      form.hidden = false;
+      form.addEventListener("input", () => show(true));
+      form.addEventListener("submit", (event) => event.preventDefault());
+      show(false);
     }
   }
-  // Widgets render after the page has loaded: apply the fixes to what they add, once a frame.
-  let queued = false;
-  function widgetsChanged() {
-    if (queued) return;
-    queued = true;
-    requestAnimationFrame(() => { queued = false; sliderNames(); focusableScrollers(); });
-  }
+
   function run() {
-    nameFromText(); focusableScrollers(); referenceList(); sliderNames();
-    for (const area of document.querySelectorAll(".cell_output:not([data-watched])")) {
-      area.dataset.watched = "";
-      new MutationObserver(widgetsChanged).observe(area, {childList: true, subtree: true});
-    }
+    explorers(); drawerToggles(); nameFromText(); focusableScrollers(); referenceList();
   }
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", run); else run();
-  window.addEventListener("load", run);
+  window.addEventListener("load", () => { nameFromText(); focusableScrollers(); });
   window.addEventListener("resize", () => focusableScrollers());
 })();

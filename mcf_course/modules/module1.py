@@ -39,7 +39,7 @@ def plot_vocabulary_timeline(
     -------
     matplotlib Axes
     """
-    ax = new_axes(ax, (10, 5.5))
+    ax = new_axes(ax, (7, 6.2))
     stages = [s for s in STAGE_COLORS if s in set(terms["stage"])]
     step_of = {stage: i + 1 for i, stage in enumerate(stages)}
     joined = terms.merge(events[["event_id", "date", "date_precision", "confidence"]],
@@ -67,7 +67,7 @@ def plot_vocabulary_timeline(
             text += " [low confidence]"
         ax.annotate(textwrap.fill(text, wrap), (row["when"], step_of[row["stage"]]),
                     xytext=(0, 10 if i % 2 == 0 else -12), textcoords="offset points",
-                    ha="center", va="bottom" if i % 2 == 0 else "top", fontsize=7.5)
+                    ha="center", va="bottom" if i % 2 == 0 else "top", fontsize=8.5)
 
     rug = events[events["theme"].isin(rug_themes)]
     for theme, group in rug.groupby("theme"):
@@ -78,7 +78,7 @@ def plot_vocabulary_timeline(
     ax.set_ylim(-0.1, len(stages) + 0.8)
     ax.grid(axis="y", visible=False)
     ax.set_xlabel("Year")
-    ax.legend(loc="upper left", fontsize=8, frameon=False)
+    ax.legend(loc="upper left", fontsize=9, frameon=False)
     return ax
 
 
@@ -89,7 +89,7 @@ def plot_actor_counts(actors: pd.DataFrame, ax=None, by: str = "actor_type"):
     -------
     matplotlib Axes
     """
-    ax = new_axes(ax, (8, 4))
+    ax = new_axes(ax, (7, 4))
     link = actors["defense_link"].map({True: "defense-linked", False: "not defense-linked"})
     counts = pd.crosstab(actors[by], link)
     for column in ["defense-linked", "not defense-linked"]:
@@ -103,5 +103,5 @@ def plot_actor_counts(actors: pd.DataFrame, ax=None, by: str = "actor_type"):
     ax.set_ylabel("")
     ax.xaxis.get_major_locator().set_params(integer=True)
     ax.grid(axis="y", visible=False)
-    ax.legend(fontsize=8, frameon=False, loc="lower right")
+    ax.legend(fontsize=9, frameon=False, loc="lower right")
     return ax

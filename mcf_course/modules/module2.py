@@ -12,6 +12,7 @@ from mcf_course.plotting import (
     PRECISION_MARKERS,
     THEME_COLORS,
     THEME_ORDER,
+    avoid_overlaps,
     new_axes,
     plot_dates,
     stagger,
@@ -72,7 +73,7 @@ def plot_cascade(
     -------
     matplotlib Axes
     """
-    ax = new_axes(ax, (10, 5.5))
+    ax = new_axes(ax, (7, 7.5))
     year = events["date"].str[:4].astype(int)
     levelled = events[events["cascade_level"].notna()
                       & events["theme"].isin([*themes, *context_themes])
@@ -113,17 +114,20 @@ def plot_cascade(
                    facecolors="none", edgecolors="0.25", linewidths=1.0, linestyles="--")
 
     if label:
+        placed = []
         for index, item in levelled["event_id"].map(label).dropna().items():
             text, (dx, dy) = item if isinstance(item, tuple) else (item, (6, 4))
-            ax.annotate(textwrap.fill(str(text), wrap), (dates[index], y[index]),
-                        xytext=(dx, dy), textcoords="offset points", fontsize=7.5,
-                        va="bottom" if dy >= 0 else "top", ha="left" if dx >= 0 else "right",
-                        color="0.4" if context[index] else "black")
+            placed.append(ax.annotate(textwrap.fill(str(text), wrap), (dates[index], y[index]),
+                                      xytext=(dx, dy), textcoords="offset points", fontsize=8.5,
+                                      va="bottom" if dy >= 0 else "top", ha="left" if dx >= 0 else "right",
+                                      color="0.4" if context[index] else "black"))
     if start is not None or end is not None:
         first, last = start or int(year.min()), end or int(year.max())
         ax.set_xlim(pd.Timestamp(f"{first}-01-01"), pd.Timestamp(f"{last + 1}-01-01"))
+    if label:
+        avoid_overlaps(ax, placed)
 
-    ax.set_xlabel("Date (year-only and month-only dates drawn at the middle of the period)")
+    ax.set_xlabel("Date (year-only and month-only dates at the middle of the period)")
     handles = [Line2D([], [], marker="o", linestyle="", color=THEME_COLORS[t], label=t)
                for t in THEME_ORDER if t in themes and t in set(levelled["theme"])]
     if context.any():
@@ -139,8 +143,8 @@ def plot_cascade(
         handles.append(Line2D([], [], marker="o", linestyle="", markersize=11,
                               markerfacecolor="none", markeredgecolor="0.25",
                               label="date disputed"))
-    ax.legend(handles=handles, loc="upper left", fontsize=8, frameon=False,
-              bbox_to_anchor=(1.0, 1.0))
+    ax.legend(handles=handles, loc="upper left", fontsize=9, frameon=False, ncols=2,
+              bbox_to_anchor=(0.0, -0.14))
     return ax
 
 

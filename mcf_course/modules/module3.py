@@ -35,6 +35,7 @@ from mcf_course.plotting import (
     figure_kind_handles,
     new_axes,
     partial_date_midpoint,
+    wrap_label,
 )
 
 __all__ = [
@@ -184,7 +185,7 @@ def plot_layer_map(
     -------
     matplotlib Axes
     """
-    ax = new_axes(ax, figsize=(8.6, 4.6))
+    ax = new_axes(ax, figsize=(7, 4.8))
     counts = _cell_counts(elements)
     rows, columns = _system_order(elements), [*ANALYTIC_LAYERS, JUDGMENT_CALL]
     grid = [[counts.get((system, layer), 0) for layer in columns] for system in rows]
@@ -225,7 +226,7 @@ def plot_layer_map(
                   for s in rows]
     column_labels = [c.replace(" ", "\n") + "\n(left blank)" if c == JUDGMENT_CALL else c
                      for c in columns]
-    ax.set_xticks(np.arange(n_cols) + 0.5, column_labels)
+    ax.set_xticks(np.arange(n_cols) + 0.5, column_labels, rotation=35, ha="left", rotation_mode="anchor")
     ax.set_yticks(np.arange(n_rows) + 0.5, row_labels)
     ax.xaxis.tick_top()
     ax.xaxis.set_label_position("top")
@@ -255,8 +256,8 @@ def _actor_names(actors: pd.DataFrame) -> pd.Series:
 
 
 def _document_label(row) -> str:
-    label = DOCUMENT_LABELS.get(row["event_id"]) or textwrap.shorten(row["title_en"], 42)
-    return f"{row['date'][:7]}  {label}"
+    label = DOCUMENT_LABELS.get(row["event_id"]) or row["title_en"]
+    return wrap_label(f"{row['date'][:7]}  {label}", 26)
 
 
 def _draw_documents(selection: dict[str, pd.DataFrame], ax, title: str) -> None:
@@ -279,7 +280,7 @@ def _draw_documents(selection: dict[str, pd.DataFrame], ax, title: str) -> None:
     for i, (_, row) in enumerate(documents.iterrows()):
         note = tied.get(row["event_id"])
         if note:
-            ax.text(row["elements"] + 0.1, i, textwrap.fill("actor: " + note, 30),
+            ax.text(row["elements"] + 0.1, i, textwrap.fill("actor: " + note, 24),
                     va="center", fontsize=8.5, color="0.2")
     ax.grid(axis="y", visible=False)
     ax.set_xlabel("Elements named by the document")
@@ -306,8 +307,8 @@ def layer_explorer_figure(
     selection = layer_selection(elements, events, actors, by, value)
     n_docs = max(len(selection["documents"]), 1)
     fig, (top, bottom) = plt.subplots(
-        2, 1, figsize=(9, 5.2 + 0.42 * n_docs + 1.0), layout="constrained",
-        gridspec_kw={"height_ratios": [5.2, 0.42 * n_docs + 1.0]})
+        2, 1, figsize=(7, 5.2 + 0.6 * n_docs + 1.0), layout="constrained",
+        gridspec_kw={"height_ratios": [5.2, 0.6 * n_docs + 1.0]})
     plot_layer_map(elements, ax=top, highlight=(by, value))
     n = len(selection["elements"])
     _draw_documents(selection, bottom,
@@ -422,7 +423,7 @@ def plot_series(
             below = bool(((gap > 0) & (gap < 0.15 * top)).any())
             ax.annotate(text, (when[index], row["value"]), xytext=(5, -6) if below else (0, 7),
                         textcoords="offset points", ha="left" if below else "center",
-                        va="top" if below else "bottom", fontsize=8, color="0.2")
+                        va="top" if below else "bottom", fontsize=9, color="0.2")
     ax.set_ylabel(rows["unit"].iloc[0])
     ax.set_ylim(0, top)
     if start is not None or end is not None:
@@ -431,7 +432,7 @@ def plot_series(
         ax.set_xlim(pd.Timestamp(f"{first_year}-01-01"), pd.Timestamp(f"{last_year + 1}-01-01"))
     ax.xaxis.set_major_locator(mdates.YearLocator())
     ax.xaxis.set_major_formatter(mdates.DateFormatter("%Y"))
-    ax.tick_params(axis="x", labelrotation=90, labelsize=8)
+    ax.tick_params(axis="x", labelrotation=90, labelsize=9)
     ax.set_title(series, loc="left", fontsize=10)
     return ax
 

@@ -106,7 +106,7 @@ def plot_identifier_tiers(nodes: pd.DataFrame, ax=None):
     -------
     matplotlib Figure
     """
-    ax = new_axes(ax, figsize=(10, 5.6))
+    ax = new_axes(ax, figsize=(7, 5.4))
     fig = ax.figure
     named = nodes[nodes["entry"] == "node"]
     tiers = nodes[nodes["entry"] == "tier"]
@@ -138,8 +138,7 @@ def plot_identifier_tiers(nodes: pd.DataFrame, ax=None):
                                     facecolor="#f4f4f4", edgecolor="0.55", linewidth=1))
         ax.text(0.15, y, band_names.get(row["kind"], row["kind"]), va="center", fontsize=9)
         for j, (_, inner) in enumerate(named[named["kind"] == row["kind"]].iterrows()):
-            _box(ax, 7.7 + 2.4 * j, y, 4.0, latin_text(inner["name_en"], 44),
-                 fill="#fff3d6", fontsize=7.5)
+            _box(ax, 7.65 + 2.4 * j, y, 5.7, latin_text(inner["name_en"], 46), fill="#fff3d6")
         y -= 0.8
     ax.set_xlim(-0.2, 11.0)
     ax.set_ylim(y + 0.3, 5.2)
@@ -191,7 +190,7 @@ def plot_identifier_growth(stats: pd.DataFrame, metric: str, ax=None, log: bool 
         text += {"target": f" target for {row['target_for']}", "low": " (low)"}.get(kind, "")
         crowded = any(abs((when - d).days) < 120 and 0.6 < row["value"] / v < 1.6 for d, v in placed)
         ax.annotate(text, (when, row["value"]), xytext=(6, -9 if crowded else 0), textcoords="offset points",
-                    va="center", fontsize=8, color="0.2")
+                    va="center", fontsize=9, color="0.2")
         placed.append((when, row["value"]))
     if log is None:
         log = rows["value"].max() > 20 * rows["value"].min()
@@ -208,7 +207,7 @@ def plot_identifier_growth(stats: pd.DataFrame, metric: str, ax=None, log: bool 
     ax.xaxis.set_minor_formatter(mdates.DateFormatter("%Y"))
     ax.tick_params(axis="x", which="minor", length=0)
     ax.set_title(f"{metric[0].upper()}{metric[1:]}, China, cumulative", loc="left", fontsize=10)
-    ax.legend(handles=figure_kind_handles(target="target (at its deadline)"), loc="best", fontsize=8,
+    ax.legend(handles=figure_kind_handles(target="target (at its deadline)"), loc="best", fontsize=9,
               frameon=False)
     ax.margins(x=0.12)
     return fig
@@ -245,43 +244,48 @@ def plot_ecosystem(ties: pd.DataFrame, evidence: str | None = None, planned: boo
     ordered = ties.assign(_level=pd.Categorical(_levels(ties), categories=list(LEVELS), ordered=True))
     ordered = ordered.sort_values(["_level", "tie_id"])
     counterparts = list(dict.fromkeys(zip(ordered["_level"].astype(str), ordered["counterpart"], strict=True)))
-    n = max(len(actors), len(counterparts) + len(set(level for level, _ in counterparts)))
-    ax = new_axes(ax, figsize=(10, 0.34 * n + 1.6))
-    fig = ax.figure
-    y_actor = {a: n - 1 - i * (n - 1) / max(len(actors) - 1, 1) for i, a in enumerate(actors)}
-    y_counter, y, previous = {}, n - 1, None
+    # Positions in inches from the top: each counterpart takes the lines its wrapped name needs.
+    names = {name: latin_text(name, 40) for _, name in counterparts}
+    y_counter, y_level, y, previous = {}, {}, 0.0, None
     for level, name in counterparts:
         if level != previous:
-            ax.text(6.05, y, level.upper(), fontsize=7.5, fontweight="bold", color="0.35", va="center")
-            y, previous = y - 1, level
+            y_level[level], y, previous = y, y - 0.3, level
+        lines = names[name].count("\n") + 1
+        y -= 0.08 * (lines - 1)
         y_counter[name] = y
-        y -= 1
+        y -= 0.08 * (lines - 1) + 0.3
+    bottom = y + 0.3
+    y_actor = {a: -0.3 + i * (bottom + 0.3) / max(len(actors) - 1, 1) for i, a in enumerate(actors)}
+    ax = new_axes(ax, figsize=(7, -bottom + 1.7))
+    fig = ax.figure
+    for level, yl in y_level.items():
+        ax.text(5.35, yl, level.upper(), fontsize=8.5, fontweight="bold", color="0.35", va="center")
     for a, ya in y_actor.items():
-        ax.text(2.9, ya, latin_text(a, 40), ha="right", va="center", fontsize=8)
+        ax.text(3.0, ya, latin_text(a, 26), ha="right", va="center", fontsize=9)
     for name, yc in y_counter.items():
-        ax.text(6.15, yc, latin_text(name, 62), ha="left", va="center", fontsize=8)
+        ax.text(5.45, yc, names[name], ha="left", va="center", fontsize=9)
     for _, tie in shown.iterrows():
         style = dict(_EVIDENCE_STYLE[tie["evidence_kind"]])
         if tie["confidence"] == "low":
             style["color"] = LOW_GREY
         alpha = 0.35 if bool(tie["planned"]) else 0.95
-        ax.plot([3.0, 6.0], [y_actor[tie["actor"]], y_counter[tie["counterpart"]]], linewidth=1.6,
+        ax.plot([3.1, 5.3], [y_actor[tie["actor"]], y_counter[tie["counterpart"]]], linewidth=1.6,
                 alpha=alpha, **style)
     if shown.empty:
-        ax.text(4.5, (n - 1) / 2, "No tie of this kind\nin the dataset", ha="center", va="center",
+        ax.text(4.2, bottom / 2, "No tie of this kind\nin the dataset", ha="center", va="center",
                 fontsize=11, color=OKABE_ITO["vermillion"],
                 bbox={"facecolor": "white", "edgecolor": OKABE_ITO["vermillion"]})
-    ax.set_xlim(-0.6, 10.4)
-    ax.set_ylim(y - 0.5, n - 0.4)
+    ax.set_xlim(-0.2, 10.4)
+    ax.set_ylim(bottom - 0.1, 0.25)
     ax.set_axis_off()
     what = "all kinds of evidence" if evidence is None else evidence
-    ax.set_title(f"Ties of the shipbuilding case: {what}, {'with' if planned else 'without'} planned ties "
+    ax.set_title(f"Ties of the shipbuilding case: {what},\n{'with' if planned else 'without'} planned ties "
                  f"({len(shown)} of {len(ties)})", loc="left", fontsize=10)
     handles = [Line2D([], [], linewidth=1.6, label=kind, **style) for kind, style in _EVIDENCE_STYLE.items()]
     handles += [Line2D([], [], color=OKABE_ITO["orange"], alpha=0.35, linewidth=1.6, linestyle="--",
                        label="planned (lighter)"),
                 Line2D([], [], color=LOW_GREY, linewidth=1.6, label="low confidence (grey)")]
-    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(0.0, 0.0), ncols=3, fontsize=8, frameon=False)
+    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(0.0, 0.0), ncols=2, fontsize=9, frameon=False)
     return fig
 
 

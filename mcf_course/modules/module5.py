@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.lines import Line2D
 
-from mcf_course.plotting import LOW_GREY, OKABE_ITO, QUALIFIER_SIGNS, latin_text, new_axes
+from mcf_course.plotting import LOW_GREY, OKABE_ITO, QUALIFIER_SIGNS, latin_text, new_axes, wrap_label
 
 __all__ = [
     "GROUPS",
@@ -105,7 +105,7 @@ def plot_attainment(targets: pd.DataFrame, outcomes: pd.DataFrame, ax=None):
     """
     table = attainment_table(targets, outcomes)
     rows = table[table["comparable"] == "yes"]
-    ax = new_axes(ax, figsize=(8, 0.42 * len(rows) + 1.8))
+    ax = new_axes(ax, figsize=(7, 0.6 * len(rows) + 2.2))
     fig = ax.figure
     y = np.arange(len(rows))[::-1]
     for yi, (_, row) in zip(y, rows.iterrows(), strict=True):
@@ -114,15 +114,15 @@ def plot_attainment(targets: pd.DataFrame, outcomes: pd.DataFrame, ax=None):
         ax.plot([row["multiple"]], [yi], "o", markersize=8, color=color, markerfacecolor=color if filled else "white",
                 markeredgewidth=1.8)
         ax.annotate(f"{row['multiple']:.3g}x", (row["multiple"], yi), xytext=(7, 0), textcoords="offset points",
-                    va="center", fontsize=8)
+                    va="center", fontsize=9)
     ax.axvline(1, color=OKABE_ITO["vermillion"], linewidth=1.2)
     ax.set_xscale("log")
     ax.xaxis.set_major_locator(mticker.LogLocator(subs=(1.0, 2.0, 5.0)))
     ax.xaxis.set_major_formatter(mticker.FuncFormatter(lambda value, _: f"{value:g}"))
     ax.xaxis.set_minor_formatter(mticker.NullFormatter())
-    labels = [f"{t} {latin_text(m, 38)}, {d}" for t, m, d in zip(rows["target"], rows["metric"], rows["reported"],
-                                                                 strict=True)]
-    ax.set_yticks(y, labels, fontsize=8)
+    labels = [wrap_label(f"{t} {latin_text(m)}, {d}", 34) for t, m, d in zip(rows["target"], rows["metric"],
+                                                                            rows["reported"], strict=True)]
+    ax.set_yticks(y, labels, fontsize=9)
     ax.set_xlabel("reported value as a multiple of the target (1 = met exactly)")
     left_out = int((table["comparable"] == "no").sum())
     ax.set_title(f"Targets against outcomes: {len(rows)} comparable pairs\n({left_out} pairs that cannot be "
@@ -133,7 +133,7 @@ def plot_attainment(targets: pd.DataFrame, outcomes: pd.DataFrame, ax=None):
                markeredgewidth=1.8, label="reported after the deadline"),
         Line2D([], [], marker="o", linestyle="", color=LOW_GREY, label="low confidence"),
         Line2D([], [], color=OKABE_ITO["vermillion"], label="target"),
-    ], loc="lower right", fontsize=8, frameon=False)
+    ], loc="upper left", bbox_to_anchor=(0.0, -0.12), ncols=2, fontsize=9, frameon=False)
     ax.margins(x=0.25)
     return fig
 
@@ -179,11 +179,11 @@ def scorecard_table(scores: pd.DataFrame, indicators: pd.DataFrame,
 
 
 def _label(row) -> str:
-    """"Real case" or "Case A (fictional): a port-logistics …", short enough for a tick label."""
+    """A tick label: "Real case: …" or "Case A (fictional):" and the case, wrapped."""
     if not row["fictional"]:
         return "Real case: the programme as documented"
     what = row["case"].split(":", 1)[-1].replace("(invented for practice)", "").strip()
-    return f"Case {row['case_id']} (fictional): {latin_text(what, 40)}"
+    return f"Case {row['case_id']} (fictional):\n{latin_text(what, 34)}"
 
 
 def plot_scorecard(scores: pd.DataFrame, indicators: pd.DataFrame,
@@ -195,7 +195,7 @@ def plot_scorecard(scores: pd.DataFrame, indicators: pd.DataFrame,
     matplotlib Figure
     """
     table = _case_scores(scores, indicators, group_weights)
-    ax = new_axes(ax, figsize=(8, 0.55 * len(table) + 1.6))
+    ax = new_axes(ax, figsize=(7, 0.75 * len(table) + 1.6))
     fig = ax.figure
     y = np.arange(len(table))[::-1]
     for yi, (_, row) in zip(y, table.iterrows(), strict=True):
@@ -203,11 +203,11 @@ def plot_scorecard(scores: pd.DataFrame, indicators: pd.DataFrame,
         supports = value >= THRESHOLD
         ax.barh(yi, value, color=OKABE_ITO["blue"] if supports else OKABE_ITO["sky blue"],
                 hatch="//" if row["fictional"] else None, edgecolor="white")
-        ax.text(value + 0.01, yi, "no weight" if pd.isna(row["score"]) else f"{value:.2f}", va="center", fontsize=8)
+        ax.text(value + 0.01, yi, "no weight" if pd.isna(row["score"]) else f"{value:.2f}", va="center", fontsize=9)
     ax.axvline(THRESHOLD, color=OKABE_ITO["vermillion"], linewidth=1.4)
-    ax.set_yticks(y, [_label(row) for _, row in table.iterrows()], fontsize=8)
+    ax.set_yticks(y, [_label(row) for _, row in table.iterrows()], fontsize=9)
     ax.set_xlim(0, 1)
-    ax.set_xlabel("weighted score (0.5 or more: supports the changing-form reading)")
+    ax.set_xlabel("weighted score\n(0.5 or more: supports the changing-form reading)")
     gw = {g: 1 for g in GROUPS} | dict(group_weights or {})
     ax.set_title(f"Scorecard: documented ties x{gw['documented ties']:g}, decisive evidence "
                  f"x{gw['decisive evidence']:g}", loc="left", fontsize=10)
