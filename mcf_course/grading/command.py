@@ -264,7 +264,8 @@ def _grade(settings: Settings, work: Path, students: list[str], outcomes: dict[s
             outcome.reason = (warning if notebook is None else problem) + "; recorded as unanswered (0)"
             stand_ins[student] = blank
             continue
-        notebook, note = normalize_submission(notebook, known_ids, work / "normalized" / student / f"{module}.ipynb")
+        notebook, note = normalize_submission(notebook, known_ids, work / "normalized" / student / f"{module}.ipynb",
+                                              released=blank)
         incoming = work / "incoming" / str(number)
         left_out = copy_submission(folder, notebook, module, ignore, incoming)
         outcome.reason = "; ".join(filter(None, [warning, note, left_out]))
