@@ -11,6 +11,7 @@ from mcf_course.display import markdown_text
 
 ROOT = Path(__file__).resolve().parents[1]
 MODULE_TITLES = {
+    "warmup": "Warm-up (optional, not graded): pandas with the course's datasets",
     "module1": "Module 1 — Not civil-military integration: what Military-Civil Fusion is",
     "module2": "Module 2 — The policy trail: how strategy cascades into plans",
     "module3": "Module 3 — The Industrial Internet as defense industry platform: mapping the layers",
@@ -29,7 +30,8 @@ def exercise_links(root: Path = ROOT) -> str:
         return (f"[GitHub]({REPOSITORY_URL}/blob/{BRANCH}/{path}) · "
                 f"[Colab](https://colab.research.google.com/github/{owner_repo}/blob/{BRANCH}/{path})")
 
-    modules = sorted(p.name for p in (root / "solutions").iterdir() if p.is_dir())
+    modules = sorted((p.name for p in (root / "solutions").iterdir() if p.is_dir()),
+                     key=lambda name: (name != "warmup", name))  # the warm-up first
     return markdown_text(pd.DataFrame({
         "module": [MODULE_TITLES.get(m, m) for m in modules],
         "student notebook": [links(f"exercises/{m}/{m}.ipynb") for m in modules],

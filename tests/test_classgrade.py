@@ -43,7 +43,17 @@ ANSWERS = [grade_id(c) for c in SOURCE.cells if c.cell_type == "code"
            and c.get("metadata", {}).get("nbgrader", {}).get("solution")]
 FIRST = ANSWERS[0]
 LAST = [a for a in ANSWERS if "\ndef " in "\n" + find_cell(SOURCE, a).source][-1]  # last one with a function
-TESTS_OF = {a: a.replace("_answer", "_tests") for a in ANSWERS}
+# The test cells after each answer cell, up to the next answer (a question may have several, each
+# with its own points): the first of them, and the points of them all.
+_FOLLOWING = {}
+for _cell in SOURCE.cells:
+    _meta = _cell.get("metadata", {}).get("nbgrader", {})
+    if _cell.cell_type == "code" and _meta.get("solution"):
+        _current = _FOLLOWING.setdefault(_meta["grade_id"], [])
+    elif _cell.cell_type == "code" and _meta.get("grade") and _FOLLOWING:
+        _current.append(_meta["grade_id"])
+TESTS_OF = {a: tests[0] for a, tests in _FOLLOWING.items()}
+POINTS_OF = {a: sum(POINTS[t] for t in tests) for a, tests in _FOLLOWING.items()}
 SECRET = "MCF-SECRET-SENTINEL-7f3a"     # in the grader's environment: no kernel may see it
 BREAK_FEEDBACK = "MCF-BREAK-FEEDBACK-5e1d"  # the corpus course's feedback step fails on it
 ESCAPES = "\x1b]0;owned\x07\x1b[2J\x1b[H\r"   # sets the title, clears the screen, moves the cursor
@@ -257,7 +267,7 @@ def corpus(tmp_path_factory, listener):
     s = lambda: copy.deepcopy(solution)  # noqa: E731
     b = lambda: copy.deepcopy(blank)  # noqa: E731
     without_first = with_answers_from(solution, blank, {FIRST})
-    first_points, last_points = POINTS[TESTS_OF[FIRST]], POINTS[TESTS_OF[LAST]]
+    first_points, last_points = POINTS_OF[FIRST], POINTS_OF[LAST]
     tests_in_order = list(POINTS)  # a dead kernel loses its state: the later tests fail too
     from_last_points = sum(POINTS[t] for t in tests_in_order[tests_in_order.index(TESTS_OF[LAST]):])
 
@@ -269,16 +279,16 @@ def corpus(tmp_path_factory, listener):
     # --- the earlier corpus -----------------------------------------------------------------
     case("good", s(), FULL)
     case("partial", with_answers_from(solution, blank, {ANSWERS[2], LAST}),
-         FULL - POINTS[TESTS_OF[ANSWERS[2]]] - last_points)
+         FULL - POINTS_OF[ANSWERS[2]] - last_points)
     case("blank", b(), 0)
     case("infinite-loop", answer_with(s(), FIRST, "while True:\n    pass", before=True), FULL - first_points)
     case("memory-bomb", answer_with(s(), FIRST, "hog = bytearray(8 * 1024**3)", before=True),
          FULL - first_points)
     case("sys-exit", answer_with(s(), FIRST, "import sys\nsys.exit(3)"), FULL)
     case("os-exit", answer_with(s(), ANSWERS[2], "import os\nos._exit(1)", before=True),
-         sum(POINTS[TESTS_OF[a]] for a in ANSWERS[:2]), "kernel died")
+         sum(POINTS_OF[a] for a in ANSWERS[:2]), "kernel died")
     case("kernel-crash", answer_with(s(), ANSWERS[4], "import ctypes\nctypes.string_at(0)", before=True),
-         sum(POINTS[TESTS_OF[a]] for a in ANSWERS[:4]), "needs review")  # ctypes is flagged; the kernel died too
+         sum(POINTS_OF[a] for a in ANSWERS[:4]), "needs review")  # ctypes is flagged; the kernel died too
     case("huge-output", answer_with(s(), FIRST, "print('x' * 20_000_000)"), FULL)
     edited = copy.deepcopy(without_first)
     find_cell(edited, TESTS_OF[FIRST]).source = "pass"
@@ -841,7 +851,7 @@ def class_of_three(course: Path) -> dict[str, float]:
         folder = course / "submitted" / student / MODULE
         folder.mkdir(parents=True)
         nbformat.write(nb, folder / f"{MODULE}.ipynb")
-    return {"ada": FULL, "bob": FULL - POINTS[TESTS_OF[LAST]], "cy": 0}
+    return {"ada": FULL, "bob": FULL - POINTS_OF[LAST], "cy": 0}
 
 
 def gradebook_scores(course: Path) -> dict[str, float]:

@@ -18,12 +18,17 @@ from mcf_course.grading.feedback import failing_cell_line, hidden_line_range, wi
 
 # Answer cells left unanswered in the "partial" submission, and the test cells they feed.
 PARTIAL_SKIPS = {
-    "module1": {"q3_answer": "q3_tests", "q7_answer": "q7_tests"},
-    "module2": {"q3_answer": "q3_tests", "q5_answer": "q5_tests"},
-    "module3": {"q6_answer": "q6_tests", "q8_answer": "q8_tests"},
-    "module4": {"q3_answer": "q3_tests", "q5_answer": "q5_tests"},
-    "module5": {"q3_answer": "q3_tests", "q8_answer": "q8_tests"},
+    "module1": {"q3_answer": ("q3_tests", "q3_confidence_tests"), "q7_answer": ("q7_tests", "q7_labels_tests")},
+    "module2": {"q3_answer": ("q3_tests",), "q5_answer": ("q5_tests",)},
+    "module3": {"q6_answer": ("q6_tests",), "q8_answer": ("q8_tests",)},
+    "module4": {"q3_answer": ("q3_tests", "q3_second_step_tests"), "q5_answer": ("q5_tests", "q5_refusal_tests")},
+    "module5": {"q3_answer": ("q3_tests",), "q8_answer": tuple(f"q8_{x}_judgment" for x in "abcdef")},
 }
+
+
+def skipped_tests(module: str) -> set[str]:
+    """The test cells that the partial submission's unanswered cells feed."""
+    return {test for tests in PARTIAL_SKIPS[module].values() for test in tests}
 # An answer that passes the visible tests by reading the real data instead of its argument:
 # the hidden tests must catch it. (module: (answer cell, test cell, code))
 HARD_CODED = {
@@ -75,10 +80,14 @@ NARROW = {
                 "longest_gap_id = release_gaps(events).index[0]\n"),
     "module3": ("q7_answer", "q7_tests",
                 "def measure_runs(stats, series):\n"
-                "    rows = stats[stats['series'] == series].sort_values(['as_of', 'stat_id'])\n"
+                "    rows = stats[stats['series'] == series]\n"
+                "    period = rows['as_of'].map(pd.Period)\n"
+                "    rows = rows.assign(first=period.map(lambda p: p.start_time),\n"
+                "                       last=period.map(lambda p: p.end_time))\n"
+                "    rows = rows.sort_values(['first', 'last', 'stat_id'])\n"
                 "    runs = rows.groupby('measure_kind').agg(\n"
-                "        n_rows=('stat_id', 'size'), first_as_of=('as_of', 'min'),\n"
-                "        last_as_of=('as_of', 'max'), stat_ids=('stat_id', ', '.join))\n"
+                "        n_rows=('stat_id', 'size'), first_as_of=('as_of', 'first'),\n"
+                "        last_as_of=('as_of', 'last'), stat_ids=('stat_id', ', '.join))\n"
                 "    runs = runs.reset_index().sort_values(['n_rows', 'measure_kind'], ascending=[False, False])\n"
                 "    return runs.reset_index(drop=True)\n"
                 "\n"
@@ -86,22 +95,22 @@ NARROW = {
                 "core_growth = growth(stats, 'S35', 'S36')\n"
                 "by_id = stats.set_index('stat_id')\n"
                 "mixed_multiple = by_id.loc['S36', 'value'] / by_id.loc['S31', 'value']\n"),
-    "module4": ("q4_answer", "q4_tests",  # forgets to leave out low-confidence figures
-                "def deadline_check(stats, target_id):\n"
-                "    target = stats.set_index('stat_id').loc[target_id]\n"
-                "    if target['counting'] != 'cumulative':\n"
-                "        raise ValueError('cumulative totals cannot show additions within a year')\n"
-                "    same = ((stats['figure'] == 'reported') & (stats['metric'] == target['metric'])\n"
-                "            & (stats['scope'] == target['scope']) & (stats['unit'] == target['unit'])\n"
-                "            & (stats['counting'] == 'cumulative')\n"
-                "            & (stats['as_of'].str[:4] <= target['target_for']))\n"
-                "    rows = stats[same].sort_values(['as_of', 'stat_id'])\n"
-                "    if rows.empty:\n"
-                "        return (None, False)\n"
-                "    return (rows.iloc[-1]['stat_id'], bool(rows.iloc[-1]['value'] >= target['value']))\n"
+    "module4": ("q5_answer", "q5_refusal_tests",  # forgets that both figures must be cumulative totals
+                "def per_node(stats, firms_id, nodes_id):\n"
+                "    by_id = stats.set_index('stat_id')\n"
+                "    firms, nodes = by_id.loc[firms_id], by_id.loc[nodes_id]\n"
+                "    if (firms['metric'] not in ('firms served', 'firms connected')\n"
+                "            or nodes['metric'] != 'secondary nodes'):\n"
+                "        raise ValueError('divide a count of firms by a count of secondary nodes')\n"
+                "    if firms['figure'] != 'reported' or nodes['figure'] != 'reported':\n"
+                "        raise ValueError('both figures must be reported')\n"
+                "    if firms['scope'] != nodes['scope'] or firms['as_of'] != nodes['as_of']:\n"
+                "        raise ValueError('the two figures cover different places or dates')\n"
+                "    return float(firms['value'] / nodes['value'])\n"
                 "\n"
-                "at_deadline = {t: deadline_check(stats, t) for t in ['I24', 'I25', 'I28', 'I29']}\n"),
-    "module5": ("q6_answer", "q6_tests",  # always solves for the decisive evidence, whatever `group` says
+                "per_node_2024 = per_node(stats, 'I22', 'I20')\n"
+                "per_node_2021 = per_node(stats, 'I08', 'I07')\n"),
+    "module5": ("q6_answer", "q6_none_tests",  # always solves for the decisive evidence, whatever `group` says
                 "def flip_weight(indicators, scores, case_id, group='decisive evidence'):\n"
                 "    info = indicators.set_index('indicator_id')\n"
                 "    rows = scores[scores['case_id'] == case_id]\n"
@@ -160,8 +169,8 @@ def graded(course):
             "partial": partial,
             "hard-coded": hard_coded,
             "narrow": narrow,
-            "partial-tests-edited": break_tests(partial, set(skips.values()), "edit"),
-            "partial-tests-deleted": break_tests(partial, set(skips.values()), "delete"),
+            "partial-tests-edited": break_tests(partial, skipped_tests(module), "edit"),
+            "partial-tests-deleted": break_tests(partial, skipped_tests(module), "delete"),
             "blank-tests-edited": break_tests(released, set(auto), "edit"),
             "blank-tests-deleted": break_tests(released, set(auto), "delete"),
         }
@@ -197,7 +206,7 @@ def test_unchanged_release_gets_zero_and_grades_cleanly(graded, module):
 @pytest.mark.parametrize("module", MODULES)
 def test_partial_submission_gets_exactly_its_points(graded, module):
     _, auto = graded_cells(graded.source(module))
-    skipped = set(PARTIAL_SKIPS[module].values())
+    skipped = skipped_tests(module)
     expected = {g: (0 if g in skipped else p) for g, p in auto.items()}
     scores = graded.scores(module, "partial")
     assert {g: scores[g] for g in auto} == expected

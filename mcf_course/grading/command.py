@@ -337,7 +337,8 @@ def _grade(settings: Settings, scratch: Scratch, uids: list[int], students: list
             continue
         for name, path in found.items():
             normalized = work / "normalized" / student / f"{name}.ipynb"
-            found[name], note = normalize_submission(path, known_ids[name], normalized)
+            found[name], note = normalize_submission(path, known_ids[name], normalized,
+                                                       released=released / f"{name}.ipynb")
             outcome.add_reason(note)
         outcome.add_reason(warning, *[f"{n}.ipynb: {p}; scored 0" for n, p in problems.items()],
                            *[f"no {n}.ipynb in the submission; scored 0 (as nbgrader does)"

@@ -54,6 +54,51 @@ def failing_tests(notebook_path: Path) -> list[tuple[str, str]]:
     return failures
 
 
+def coding_and_judgment(db_url: str, module: str, graded: list) -> str:
+    """An HTML section: coding and judgment points for each student and each question.
+
+    A question's kind follows the course's grade-id convention (the test contract, rule 8): an
+    autograded test cell whose grade_id ends with ``_judgment`` is judgment, any other
+    autograded cell is coding; a question is the grade_id's first part (``q8_1_judgment`` is
+    ``q8``). Written answers, graded by hand, are left out. Empty if the gradebook has no cells."""
+    from nbgrader.api import Gradebook, MissingEntry
+
+    try:
+        with Gradebook(db_url) as gb:
+            cells = {c.name: float(c.max_score) for c in gb.find_notebook(module, module).grade_cells
+                     if c.cell_type == "code"}
+    except MissingEntry:
+        return ""
+    kinds = {name: "judgment" if name.endswith("_judgment") else "coding" for name in cells}
+    if not cells or not graded:
+        return ""
+
+    def total(scores: dict, kind: str) -> float:
+        return sum(scores.get(name) or 0 for name in cells if kinds[name] == kind)
+
+    maxima = {kind: sum(p for name, p in cells.items() if kinds[name] == kind) for kind in ("coding", "judgment")}
+    students = "\n".join(
+        f"<tr><td>{html.escape(o.student)}</td>"
+        + "".join(f"<td>{total(o.scores, kind):g} / {maxima[kind]:g}</td>" for kind in ("coding", "judgment"))
+        + "</tr>" for o in sorted(graded, key=lambda o: o.student))
+    questions: dict[str, list[str]] = {}
+    for name in cells:
+        questions.setdefault(name.split("_")[0], []).append(name)
+    rows = []
+    for question, names in sorted(questions.items(), key=lambda item: (len(item[0]), item[0])):
+        points = sum(cells[n] for n in names)
+        mean = sum(sum(o.scores.get(n) or 0 for n in names) for o in graded) / len(graded)
+        kind = "/".join(sorted({kinds[n] for n in names}))
+        rows.append(f"<tr><td>{html.escape(question)}</td><td>{kind}</td><td>{points:g}</td><td>{mean:.2f}</td></tr>")
+    return f"""<h2>Coding and judgment</h2>
+<p>Autograded points by kind: judgment items (grade ids ending <code>_judgment</code>) weigh evidence;
+the rest is code. Written answers are not included.</p>
+<table><tr><th>student</th><th>coding</th><th>judgment</th></tr>
+{students}</table>
+<table><tr><th>question</th><th>kind</th><th>points</th><th>class mean</th></tr>
+{"".join(rows)}</table>"""
+
+
 def _png(fig) -> str:
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", bbox_inches="tight")
@@ -65,7 +110,7 @@ def write_report(path: Path, settings, outcomes: list, autograded: Path, notes=(
     use_course_style()
     graded = [o for o in outcomes if o.score is not None]
     cells = sorted({g for o in graded for g in o.scores})
-    auto_cells = [g for g in cells if g.endswith("_tests")] or cells
+    auto_cells = [g for g in cells if g.endswith(("_tests", "_judgment"))] or cells
     failures: Counter = Counter()
     from mcf_course.grading.course import assignment_notebooks
 
@@ -121,6 +166,7 @@ figure{{display:inline-block;margin:0 1rem 1rem 0}}</style></head><body>
 <p>{len(outcomes)} submissions; {len(graded)} scored; {attention} need attention.
 Hidden tests are counted below but never quoted (students see: “{html.escape(HIDDEN_FAILURE[:40])}…”).</p>
 {images}
+{coding_and_judgment(settings.db_url, settings.module, graded)}
 <h2>Most common failing tests</h2>
 <table><tr><th>students</th><th>test cell</th><th>what failed</th></tr>
 {common or '<tr><td colspan="3">No failing tests.</td></tr>'}</table>

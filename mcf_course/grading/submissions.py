@@ -149,14 +149,19 @@ def copy_submission(folder: Path, notebooks: dict[str, Path], ignore: list[str],
     return f"files not used: {', '.join(skipped)}" if skipped else ""
 
 
-def normalize_submission(path: Path, known_ids: set[str], out: Path) -> tuple[Path, str]:
+def normalize_submission(path: Path, known_ids: set[str], out: Path,
+                         released: Path | None = None) -> tuple[Path, str]:
     """Make nbgrader's job possible where a student's edits would make it crash.
 
     nbgrader stops with an error on a notebook in which a grade id appears twice (a copied
     cell) or that carries grade ids of another assignment (the wrong notebook). Such cells
     lose their nbgrader marks here and run as ordinary cells; nbgrader then restores the
-    assignment's own cells from the gradebook as usual. Returns the notebook to grade and a
-    note ('' and the original when nothing needed changing)."""
+    assignment's own cells from the gradebook as usual. nbgrader also stops when a missing
+    test cell follows a missing answer cell (it puts a test back after the cell before it,
+    and cannot find that one): with ``released`` (the unanswered student version), missing
+    cells of the assignment are put back from it, unanswered, after the cell that precedes
+    them there. Returns the notebook to grade and a note ('' and the original when nothing
+    needed changing)."""
     nb = nbformat.read(path, as_version=4)
     seen, duplicated, foreign = set(), 0, 0
     for cell in nb.cells:
@@ -169,7 +174,8 @@ def normalize_submission(path: Path, known_ids: set[str], out: Path) -> tuple[Pa
             foreign += gid not in known_ids
             del cell.metadata["nbgrader"]
         seen.add(gid)
-    if not duplicated and not foreign:
+    restored = _restore_missing_cells(nb, released, seen) if released is not None else 0
+    if not duplicated and not foreign and not restored:
         return path, ""
     out.parent.mkdir(parents=True, exist_ok=True)
     nbformat.write(nb, out)
@@ -179,7 +185,34 @@ def normalize_submission(path: Path, known_ids: set[str], out: Path) -> tuple[Pa
     if foreign:
         notes.append(f"{foreign} graded cell(s) not part of this assignment (another module's "
                      "notebook?) ran as ordinary cells")
+    if restored:
+        notes.append(f"{restored} missing cell(s) of the assignment were put back unanswered")
     return out, "; ".join(notes)
+
+
+def _grade_id(cell) -> str | None:
+    meta = cell.get("metadata", {}).get("nbgrader")
+    return meta.get("grade_id") if isinstance(meta, dict) else None
+
+
+def _restore_missing_cells(nb, released: Path, present: set[str]) -> int:
+    """Put back, from the released notebook, its cells with a grade id that ``nb`` lacks, each
+    after the cell that precedes it in the release (or first). Returns how many."""
+    count = 0
+    previous = None
+    for cell in nbformat.read(released, as_version=4).cells:
+        gid = _grade_id(cell)
+        if gid is None:
+            continue
+        if gid not in present:
+            at = next((i + 1 for i, c in enumerate(nb.cells) if previous is not None and _grade_id(c) == previous), 0)
+            restored = nbformat.from_dict(dict(cell))
+            restored.id = f"restored-{count}"  # unlike any id the student's notebook may hold
+            nb.cells.insert(at, restored)
+            present.add(gid)
+            count += 1
+        previous = gid
+    return count
 
 
 def readable_problem(path: Path) -> str:

@@ -18,7 +18,7 @@ from mcf_course.plotting import (
     stagger,
 )
 
-__all__ = ["CASCADE_LEVELS", "plot_cascade"]
+__all__ = ["CASCADE_LEVELS", "interval_sentence", "plot_cascade"]
 
 #: Tiers of the Chinese policy cascade (``policy_timeline.cascade_level``), top first.
 CASCADE_LEVELS = {
@@ -146,3 +146,20 @@ def plot_cascade(
     ax.legend(handles=handles, loc="upper left", fontsize=9, frameon=False, ncols=2,
               bbox_to_anchor=(0.0, -0.14))
     return ax
+
+
+def interval_sentence(events: pd.DataFrame, start_id: str, end_id: str) -> str:
+    """A sentence giving the time from one event to another as a range of days, from the earliest
+    and latest day each (possibly partial) date can mean, for the chapter. Exercise 2, Question 1
+    asks students to write the date arithmetic themselves, so this returns text, not the bounds.
+
+    >>> import pandas as pd
+    >>> interval_sentence(pd.DataFrame({"event_id": ["A", "B"], "date": ["2018-02", "2018-05-31"]}), "A", "B")
+    'A (2018-02) to B (2018-05-31): between 92 and 119 days'
+    """
+    dates = events.set_index("event_id")["date"]
+    start, end = pd.Period(dates[start_id]), pd.Period(dates[end_id])
+    shortest = (end.start_time - start.end_time.normalize()).days
+    longest = (end.end_time.normalize() - start.start_time).days
+    return (f"{start_id} ({dates[start_id]}) to {end_id} ({dates[end_id]}): "
+            f"between {shortest} and {longest} days")

@@ -32,12 +32,11 @@ __all__ = [
     "THRESHOLD",
     "WEIGHT_STEPS",
     "attainment_table",
-    "flip_weight",
     "plot_attainment",
     "plot_scorecard",
     "scorecard_explorer",
     "scorecard_explorer_figure",
-    "weighted_scores",
+    "scorecard_table",
 ]
 
 #: The two groups of indicators, whose weights the explorer varies.
@@ -150,15 +149,12 @@ def _weights(indicators: pd.DataFrame, group_weights: dict[str, float] | None) -
     return (indicators["default_weight"].astype(float) * factor).set_axis(indicators["indicator_id"])
 
 
-def weighted_scores(scores: pd.DataFrame, indicators: pd.DataFrame,
-                    group_weights: dict[str, float] | None = None) -> pd.DataFrame:
-    """Each case's weighted score and verdict, in the order the cases first appear.
-
-    ``group_weights`` multiplies the default weights of a group's indicators (1 if left out).
-    Columns: case, fictional, score (0 to 1, unrounded, so that the verdict and any rounding
-    for display both start from the exact value) and verdict ("supports the changing-form
-    reading" at or above ``THRESHOLD``, else "does not"). The case with no weight left at all
-    gets a missing score.
+def _case_scores(scores: pd.DataFrame, indicators: pd.DataFrame,
+                 group_weights: dict[str, float] | None = None) -> pd.DataFrame:
+    """Each case's exact weighted score and verdict, in the order the cases first appear, for the
+    chart and the explorer. ``group_weights`` multiplies the default weights of a group's
+    indicators (1 if left out). The verdict comes from the exact score, never a rounded one. A
+    case with no weight left at all gets a missing score.
     """
     weights = _weights(indicators, group_weights)
     rows = scores.assign(weight=scores["indicator_id"].map(weights))
@@ -172,29 +168,14 @@ def weighted_scores(scores: pd.DataFrame, indicators: pd.DataFrame,
     }).rename_axis("case_id").reset_index()
 
 
-def flip_weight(scores: pd.DataFrame, indicators: pd.DataFrame, case_id: str,
-                group: str = "decisive evidence") -> float | None:
-    """The weight of ``group`` (the other group at 1) at which the case's score is exactly 0.5.
-
-    With A and C the weighted scores and weights of the other group's indicators, and B and D
-    those of ``group``, S(m) = (A + m B) / (C + m D), so S = 0.5 at m = (C / 2 - A) / (B - D / 2).
-    Returns None if no weight of 0 or more gives 0.5 (the verdict never flips).
+def scorecard_table(scores: pd.DataFrame, indicators: pd.DataFrame,
+                    group_weights: dict[str, float] | None = None) -> pd.DataFrame:
+    """The scorecard for the page: each case, its weighted score rounded to two places, and its
+    verdict (from the exact score). The exact scores, the ranking and the weight at which a
+    verdict flips are Questions 4 to 6 of the Module 5 exercise, so the course's helpers do not
+    offer them.
     """
-    if group not in GROUPS:
-        raise ValueError(f"group must be one of {GROUPS}, not {group!r}")
-    rows = scores[scores["case_id"] == case_id]
-    if rows.empty:
-        raise ValueError(f"no scores for case {case_id!r}; cases are {sorted(scores['case_id'].unique())}")
-    info = indicators.set_index("indicator_id").loc[rows["indicator_id"]]
-    weight = info["default_weight"].to_numpy(float)
-    mine = (info["group"] == group).to_numpy()
-    s = rows["score"].to_numpy(float)
-    a, c = (weight * s)[~mine].sum(), weight[~mine].sum()
-    b, d = (weight * s)[mine].sum(), weight[mine].sum()
-    if np.isclose(b, THRESHOLD * d):
-        return None
-    m = (THRESHOLD * c - a) / (b - THRESHOLD * d)
-    return float(m) if m >= 0 else None
+    return _case_scores(scores, indicators, group_weights).round({"score": 2})
 
 
 def _label(row) -> str:
@@ -213,7 +194,7 @@ def plot_scorecard(scores: pd.DataFrame, indicators: pd.DataFrame,
     -------
     matplotlib Figure
     """
-    table = weighted_scores(scores, indicators, group_weights)
+    table = _case_scores(scores, indicators, group_weights)
     ax = new_axes(ax, figsize=(7, 0.75 * len(table) + 1.6))
     fig = ax.figure
     y = np.arange(len(table))[::-1]
@@ -234,7 +215,7 @@ def plot_scorecard(scores: pd.DataFrame, indicators: pd.DataFrame,
 
 
 def _describe(scores, indicators, ties_weight, decisive_weight) -> str:
-    table = weighted_scores(scores, indicators, {"documented ties": ties_weight, "decisive evidence": decisive_weight})
+    table = _case_scores(scores, indicators, {"documented ties": ties_weight, "decisive evidence": decisive_weight})
     parts = [f"{'real case' if not r['fictional'] else 'case ' + r['case_id'] + ' (fictional)'} "
              f"{'no weight' if pd.isna(r['score']) else format(r['score'], '.2f')}"
              f"{' (supports)' if r['score'] >= THRESHOLD else ''}" for _, r in table.iterrows()]
