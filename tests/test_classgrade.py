@@ -13,6 +13,7 @@ The corpus uses Module 1; points come from its source notebook.
 from __future__ import annotations
 
 import copy
+import csv
 import json
 import os
 import re
@@ -175,8 +176,8 @@ for child in children:
 """
 JSON_FLOOD = r"""
 from IPython.display import display
-for n in range(10):  # 200 MB of JSON, in displays a kernel within its limits can send
-    display({'application/json': {'n': n, 'payload': 'x' * 20_000_000}}, raw=True)
+for n in range(40):  # 200 MB of JSON, in displays a kernel within its limits can send
+    display({'application/json': {'n': n, 'payload': 'x' * 5_000_000}}, raw=True)
 """
 SOCKETS = r"""
 import os, socket
@@ -566,7 +567,11 @@ def test_gradebook_matches_nbgraders_own_sequential_autograde(corpus, tmp_path):
     ours = figures(course / "autograded" / "good" / MODULE / f"{MODULE}.ipynb")
     assert ours > 0 and ours == figures(copy_root / "autograded" / "good" / MODULE / f"{MODULE}.ipynb"), \
         "figures are part of the autograded notebook, as with nbgrader"
-    assert "image/png" in (course / "feedback" / "good" / MODULE / f"{MODULE}.html").read_text()
+    # Feedback is the notebook as handed in (issue 19): its figures are the student's own, not
+    # those drawn while grading (test_grading_engine checks that a figure handed in is shown).
+    handed_in = figures(course / "submitted" / "good" / MODULE / f"{MODULE}.ipynb")
+    shown = (course / "feedback" / "good" / MODULE / f"{MODULE}.html").read_text().count("data:image/png")
+    assert shown == handed_in, "the feedback shows the figures handed in, and none drawn while grading"
 
 
 def test_gradebook_is_consistent_and_outputs_are_written(corpus):
@@ -834,8 +839,12 @@ def test_nothing_carries_over_between_students_in_one_sandbox(tmp_path, capsys):
         nbformat.write(nb, folder / f"{MODULE}.ipynb")
     (course / "submitted" / "ipc-2-looks" / MODULE / f"{ESCAPES}.txt").symlink_to("/etc/hostname")
     (course / "submitted" / f"{ESCAPES}x" / MODULE).mkdir(parents=True)
-    assert main([MODULE, "--course", str(course), "--workers", "1"]) == 0
+    # exit 1: both probes use ctypes, so both are flagged for review (issue 19), and graded
+    assert main([MODULE, "--course", str(course), "--workers", "1"]) == 1
     terminal = capsys.readouterr()
+    with open(course / "reports" / MODULE / "grades.csv", newline="") as handle:
+        statuses = {row["student"]: row["status"] for row in csv.DictReader(handle)}
+    assert statuses["ipc-1-leaves"] == statuses["ipc-2-looks"] == "needs review", statuses
     left = re.search(r"LEFT (\[.*\])", printed(course, "ipc-1-leaves")).group(1)
     assert len(eval(left)) == 8, f"the first student could not leave everything behind: {left}"
     assert re.search(r"CARRIED (\[.*\])", printed(course, "ipc-2-looks")).group(1) == "[]"

@@ -111,6 +111,10 @@ def test_notebooks_nbgrader_refuses_are_flagged_truthfully(graded):
         outcome = outcomes["ps1"][student]
         assert outcome.status == "not autograded" and outcome.needs_attention, student
         assert "left for manual grading" in outcome.reason and outcome.score == 0, outcome.reason
-    clean = {s: o.status for s, o in outcomes["ps1"].items() if s not in REFUSED}
+    clean = {s: o.status for s, o in outcomes["ps1"].items() if s not in REFUSED | {"spam"}}
     assert set(clean.values()) == {"graded"}, clean
+    # nbgrader's own cheat attempts patch IPython's showtraceback: graded as nbgrader grades
+    # them (above), and flagged for review (issue 19)
+    cheat = outcomes["ps1"]["spam"]
+    assert cheat.status == "needs review" and "showtraceback" in cheat.reason, (cheat.status, cheat.reason)
     assert "no p2.ipynb in the submission" in outcomes["ps1"]["bar"].reason
