@@ -144,7 +144,8 @@ def test_a_file_that_does_not_match_the_official_lock_stops_the_build(tmp_path, 
 
 def test_a_site_whose_kernel_could_fall_back_to_a_cdn_or_pypi_stops_the_build(built_book, tmp_path):
     site = tmp_path / "lite"
-    for relative in ("jupyter-lite.json", "static/pyodide/pyodide-lock.json", "api/contents/all.json"):
+    for relative in ("jupyter-lite.json", "static/pyodide/pyodide-lock.json", "api/contents/all.json",
+                     f"static/pyodide/{course_lite.DERIVED_RECORD}"):
         (site / relative).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(built_book / "lite" / relative, site / relative)
     lock = json.loads((site / "static/pyodide/pyodide-lock.json").read_text())
