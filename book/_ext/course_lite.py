@@ -47,6 +47,7 @@ the site's own Pyodide with the PyPI fallback off.
 from __future__ import annotations
 
 import base64
+import fnmatch
 import hashlib
 import json
 import os
@@ -105,24 +106,46 @@ DROPPED_DEPENDENCIES = {"matplotlib": ["pytz", "fonttools"]}
 # first) or with ``%pip install fonttools`` (from the site, PyPI stays off).
 ON_DEMAND = ["fonttools"]
 # Derived wheels: what the course never uses, left out of a verified original to make the first
-# load smaller (members whose path starts with one of these). The file is renamed with the wheel's
-# build tag DERIVED_BUILD ("pandas-3.1.1-1slim-..."), so it is never mistaken for the original.
+# load smaller. A member is left out if the last pattern it matches (fnmatch: "*" crosses "/") is
+# not a "!" one; "!" patterns keep. The file is renamed with the wheel's build tag DERIVED_BUILD
+# ("pandas-3.1.1-1slim-..."), so it is never mistaken for the original.
 SLIMMED = {
-    "pandas": ["pandas/tests/"],  # pandas' own test suite (a third of the wheel)
+    "pandas": ["pandas/tests/*"],  # pandas' own test suite (a third of the wheel)
     "matplotlib": [
-        "matplotlib/mpl-data/sample_data/",  # data for matplotlib's gallery examples
+        "matplotlib/mpl-data/sample_data/*",  # data for matplotlib's gallery examples
         # Fonts no figure asks for: the course draws in DejaVu Sans (regular, bold, oblique);
         # DejaVu Sans Mono, DejaVu Sans Display, STIX and Computer Modern (mathtext) stay.
-        "matplotlib/mpl-data/fonts/afm/",  # metrics for PostScript's own fonts (ps.useafm)
-        "matplotlib/mpl-data/fonts/pdfcorefonts/",  # metrics for PDF's own fonts (pdf.use14corefonts)
-        "matplotlib/mpl-data/fonts/ttf/DejaVuSerif",
-        "matplotlib/mpl-data/fonts/ttf/DejaVuSans-BoldOblique",
-        "matplotlib/mpl-data/fonts/ttf/DejaVuSansMono-",  # its bold and oblique styles
-        "matplotlib/mpl-data/fonts/ttf/Humor-Sans",  # plt.xkcd()'s font
+        "matplotlib/mpl-data/fonts/afm/*",  # metrics for PostScript's own fonts (ps.useafm)
+        "matplotlib/mpl-data/fonts/pdfcorefonts/*",  # metrics for PDF's own fonts (pdf.use14corefonts)
+        "matplotlib/mpl-data/fonts/ttf/DejaVuSerif*",
+        "matplotlib/mpl-data/fonts/ttf/DejaVuSans-BoldOblique.ttf",
+        "matplotlib/mpl-data/fonts/ttf/DejaVuSansMono-*",  # its bold and oblique styles
+        "matplotlib/mpl-data/fonts/ttf/Humor-Sans.ttf",  # plt.xkcd()'s font
+        # Back ends for desktop windows (Qt, GTK, Tk, wx, macOS, cairo), which a browser has not.
+        "matplotlib/backends/backend_qt*", "matplotlib/backends/qt_compat.py", "matplotlib/backends/backend_gtk*",
+        "matplotlib/backends/_backend_gtk.py", "matplotlib/backends/backend_tk*", "matplotlib/backends/_backend_tk.py",
+        "matplotlib/backends/_tkagg.*", "matplotlib/backends/backend_wx*", "matplotlib/backends/backend_macosx.py",
+        "matplotlib/backends/_macosx.pyi", "matplotlib/backends/backend_cairo.py",
     ],
+    # What only compiling against numpy needs (C headers, static libraries, Cython declarations,
+    # examples) and f2py, which needs a Fortran compiler.
+    "numpy": ["numpy/_core/include/*", "numpy/_core/lib/*", "numpy/random/lib/*", "numpy/random/_examples/*",
+              "numpy/*.pxd", "numpy/f2py/*", "numpy/_pyinstaller/*"],
+    # WebP images and FreeType text in Pillow (matplotlib draws its own text and writes PNG);
+    # Pillow imports both only if present.
+    "pillow": ["PIL/_webp.*", "PIL/_imagingft.*"],
+    # Syntax highlighting (tracebacks, help) for the languages a notebook of this course shows:
+    # Python, IPython's own lexers' languages, text, markup, data formats and SQL, with the lexers
+    # they import; the lexer index (_mapping.py) then names only these (see slimmed_wheel).
+    "pygments": ["pygments/lexers/*", "!pygments/lexers/__init__.py", "!pygments/lexers/_mapping.py",
+                 *(f"!pygments/lexers/{m}.py" for m in [
+                     "python", "shell", "special", "markup", "html", "css", "javascript", "ruby", "perl", "data",
+                     "sql", "lean", "jvm", "lilypond", "lisp", "_css_builtins", "_cl_builtins", "_lasso_builtins",
+                     "_lilypond_builtins", "_mysql_builtins", "_postgres_builtins", "_scheme_builtins",
+                     "_tsql_builtins"])],
     # Type stubs jedi (the kernel's completion) ships for third-party libraries and Django; its
     # stubs of the standard library stay.
-    "jedi": ["jedi/third_party/django-stubs/", "jedi/third_party/typeshed/third_party/"],
+    "jedi": ["jedi/third_party/django-stubs/*", "jedi/third_party/typeshed/third_party/*"],
 }
 DERIVED_BUILD = "1slim"
 DERIVED_RECORD = "derived-wheels.json"  # in the site, beside the lock: each derived file's original
@@ -254,17 +277,32 @@ def write_wheel(path: Path, files: dict[str, bytes], info: str) -> None:
         partial.unlink()
 
 
-def slimmed_wheel(original: Path, removed: list[str], target: Path) -> tuple[str, int]:
-    """Write into ``target`` a copy of the verified wheel ``original`` without its members whose
-    path starts with one of ``removed``: named with the build tag DERIVED_BUILD, its WHEEL file
-    saying so and its RECORD listing what is left. Returns the new file name and how many files
-    were left out."""
+def left_out(member: str, patterns: list[str]) -> bool:
+    """Whether ``patterns`` (see SLIMMED) leave ``member`` out: the last one it matches decides."""
+    verdict = False
+    for pattern in patterns:
+        if fnmatch.fnmatchcase(member, pattern.removeprefix("!")):
+            verdict = not pattern.startswith("!")
+    return verdict
+
+
+def slimmed_wheel(original: Path, patterns: list[str], target: Path) -> tuple[str, int]:
+    """Write into ``target`` a copy of the verified wheel ``original`` without the members that
+    ``patterns`` leave out: named with the build tag DERIVED_BUILD, its WHEEL file saying so and
+    its RECORD listing what is left; if it has Pygments' lexer index, the index names only the
+    lexers left in. Returns the new file name and how many files were left out."""
     name, version, *tags = original.name.removesuffix(".whl").split("-")
     file_name = "-".join([name, version, DERIVED_BUILD, *tags[-3:]]) + ".whl"
     with zipfile.ZipFile(original) as archive:
         members = [m for m in archive.namelist() if not m.endswith("/")]
-        kept = [m for m in members if not m.startswith(tuple(removed))]
+        kept = [m for m in members if not left_out(m, patterns)]
         files = {m: archive.read(m) for m in kept}
+    index = "pygments/lexers/_mapping.py"
+    if index in files:  # one line per lexer: "    'PythonLexer': ('pygments.lexers.python', ..."
+        lines = files[index].decode().splitlines(keepends=True)
+        files[index] = "".join(line for line in lines if not (
+            (module := re.match(r"    '\w+': \('pygments\.lexers\.(\w+)'", line))
+            and f"pygments/lexers/{module[1]}.py" not in files)).encode()
     info = next(m.split("/")[0] for m in kept if re.fullmatch(r"[^/]+\.dist-info/WHEEL", m))
     wheel = [line for line in files[f"{info}/WHEEL"].decode().splitlines() if not line.startswith("Build:")]
     files[f"{info}/WHEEL"] = ("\n".join([*wheel, f"Build: {DERIVED_BUILD}"]) + "\n").encode()
