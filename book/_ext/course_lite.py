@@ -26,15 +26,23 @@ Where every file comes from (downloaded once into ``_build/.lite-cache/``), and 
   ``pyodide-lock.json``); they are checked against the same lock.
 - The helper package ``mcf_course`` is built here as a wheel, with the datasets inside, and loaded
   when the kernel starts, so the notebooks' setup cells need no network.
-- Three wheels are *derived*, to make the first load smaller: pandas, matplotlib and jedi are each
-  the verified original above (pandas' from PyPI, the others Pyodide's) with what the course never
-  uses left out (``SLIMMED``): pandas' test suite (``pandas/tests/``); matplotlib's sample data and
-  the fonts no figure asks for (PostScript's and PDF's font metrics, DejaVu Serif, DejaVu Sans
-  Bold Oblique, DejaVu Sans Mono's bold and oblique, Humor Sans); jedi's type stubs for
-  third-party libraries and Django. Nothing is changed or added but the WHEEL file's build tag and
-  the RECORD of what is left; the file name carries the build tag (``pandas-3.1.1-1slim-...``).
-  The site's ``derived-wheels.json`` names each one's original, that original's sha256 and what
-  was left out. A derived wheel is written reproducibly (members in order, fixed timestamps).
+- Seven wheels are *derived*, to make the first load smaller: pandas and ipywidgets (from their
+  verified PyPI files) and Pyodide's matplotlib, numpy, pillow, pygments and jedi (from their
+  verified official files) are each the original with what the course never uses left out
+  (``SLIMMED``, which says why for each): test suites (``pandas/tests/``, ipywidgets' tests);
+  matplotlib's sample data, the fonts no figure asks for (PostScript's and PDF's font metrics,
+  DejaVu Serif, DejaVu Sans Bold Oblique, DejaVu Sans Mono's bold and oblique, Humor Sans), its
+  desktop back ends and Sphinx extension; numpy's C headers, static libraries, Cython
+  declarations and f2py; Pillow's WebP and FreeType modules; Pygments' lexers for languages other
+  than Python, IPython's, text, markup, data formats and SQL; jedi's type stubs for third-party
+  libraries and Django. Nothing else changes but the WHEEL file's build tag, the RECORD of what is
+  left and, in pygments, the lexer index (``_mapping.py``), cut to the lexers left in. The file
+  name carries the build tag (``pandas-3.1.1-1slim-...``). The site's ``derived-wheels.json``
+  names each one's original, that original's sha256 and what was left out. A derived wheel is
+  written reproducibly (members in order, fixed timestamps).
+- fontTools, which matplotlib needs only to write PDF or PostScript, is in the site but not in
+  the first load (``ON_DEMAND``): a cell that imports it loads it, and so does
+  ``%pip install fonttools``, from the site.
 
 The site's ``pyodide-lock.json`` is the official lock cut down to the packages listed here (and
 what they need), with pandas 3.1.1 in place of Pyodide's pandas, entries for comm, ipywidgets
@@ -107,8 +115,9 @@ DROPPED_DEPENDENCIES = {"matplotlib": ["pytz", "fonttools"]}
 ON_DEMAND = ["fonttools"]
 # Derived wheels: what the course never uses, left out of a verified original to make the first
 # load smaller. A member is left out if the last pattern it matches (fnmatch: "*" crosses "/") is
-# not a "!" one; "!" patterns keep. The file is renamed with the wheel's build tag DERIVED_BUILD
-# ("pandas-3.1.1-1slim-..."), so it is never mistaken for the original.
+# not a "!" one; "!" patterns keep ("!folder/" keeps that folder, even if empty). The file is
+# renamed with the wheel's build tag DERIVED_BUILD ("pandas-3.1.1-1slim-..."), so it is never
+# mistaken for the original.
 SLIMMED = {
     "pandas": ["pandas/tests/*"],  # pandas' own test suite (a third of the wheel)
     "matplotlib": [
@@ -126,7 +135,9 @@ SLIMMED = {
         "matplotlib/backends/_backend_gtk.py", "matplotlib/backends/backend_tk*", "matplotlib/backends/_backend_tk.py",
         "matplotlib/backends/_tkagg.*", "matplotlib/backends/backend_wx*", "matplotlib/backends/backend_macosx.py",
         "matplotlib/backends/_macosx.pyi", "matplotlib/backends/backend_cairo.py",
+        "matplotlib/sphinxext/*",  # plots in Sphinx documents
     ],
+    "ipywidgets": ["ipywidgets/tests/*", "ipywidgets/widgets/tests/*"],  # its test suite
     # What only compiling against numpy needs (C headers, static libraries, Cython declarations,
     # examples) and f2py, which needs a Fortran compiler.
     "numpy": ["numpy/_core/include/*", "numpy/_core/lib/*", "numpy/random/lib/*", "numpy/random/_examples/*",
@@ -144,8 +155,9 @@ SLIMMED = {
                      "_lilypond_builtins", "_mysql_builtins", "_postgres_builtins", "_scheme_builtins",
                      "_tsql_builtins"])],
     # Type stubs jedi (the kernel's completion) ships for third-party libraries and Django; its
-    # stubs of the standard library stay.
-    "jedi": ["jedi/third_party/django-stubs/*", "jedi/third_party/typeshed/third_party/*"],
+    # stubs of the standard library stay, and the folder of the others, which jedi lists.
+    "jedi": ["jedi/third_party/django-stubs/*", "jedi/third_party/typeshed/third_party/*",
+             "!jedi/third_party/typeshed/third_party/"],
 }
 DERIVED_BUILD = "1slim"
 DERIVED_RECORD = "derived-wheels.json"  # in the site, beside the lock: each derived file's original
@@ -263,13 +275,15 @@ def write_wheel(path: Path, files: dict[str, bytes], info: str) -> None:
     files = {p: d for p, d in files.items() if p != f"{info}/RECORD"}
     order = sorted(files, key=lambda p: (p.startswith(f"{info}/"), p))
     record = [f"{p},sha256={base64.urlsafe_b64encode(hashlib.sha256(files[p]).digest()).rstrip(b'=').decode()},"
-              f"{len(files[p])}" for p in order]
+              f"{len(files[p])}" for p in order if not p.endswith("/")]
     files[f"{info}/RECORD"] = ("\n".join([*record, f"{info}/RECORD,,"]) + "\n").encode()
     partial = path.with_name(f"{path.name}.partial")
     with zipfile.ZipFile(partial, "w", zipfile.ZIP_DEFLATED) as archive:
         for member in [*order, f"{info}/RECORD"]:
             entry = zipfile.ZipInfo(member, date_time=(2020, 2, 2, 0, 0, 0))
             entry.compress_type = zipfile.ZIP_DEFLATED
+            if member.endswith("/"):  # an empty folder
+                entry.compress_type, entry.external_attr = zipfile.ZIP_STORED, (0o40755 << 16) | 0x10
             archive.writestr(entry, files[member])
     if not path.is_file() or path.read_bytes() != partial.read_bytes():
         partial.replace(path)
@@ -289,14 +303,17 @@ def left_out(member: str, patterns: list[str]) -> bool:
 def slimmed_wheel(original: Path, patterns: list[str], target: Path) -> tuple[str, int]:
     """Write into ``target`` a copy of the verified wheel ``original`` without the members that
     ``patterns`` leave out: named with the build tag DERIVED_BUILD, its WHEEL file saying so and
-    its RECORD listing what is left; if it has Pygments' lexer index, the index names only the
-    lexers left in. Returns the new file name and how many files were left out."""
+    its RECORD listing what is left; a pattern ``!folder/`` keeps that folder, even if empty. If
+    the wheel has Pygments' lexer index, the index names only the lexers
+    left in. Returns the new file name and how many files were left out."""
     name, version, *tags = original.name.removesuffix(".whl").split("-")
     file_name = "-".join([name, version, DERIVED_BUILD, *tags[-3:]]) + ".whl"
     with zipfile.ZipFile(original) as archive:
         members = [m for m in archive.namelist() if not m.endswith("/")]
         kept = [m for m in members if not left_out(m, patterns)]
         files = {m: archive.read(m) for m in kept}
+    folders = [p.removeprefix("!") for p in patterns if p.startswith("!") and p.endswith("/")]
+    files |= {folder: b"" for folder in folders if not any(m.startswith(folder) for m in kept)}
     index = "pygments/lexers/_mapping.py"
     if index in files:  # one line per lexer: "    'PythonLexer': ('pygments.lexers.python', ..."
         lines = files[index].decode().splitlines(keepends=True)
