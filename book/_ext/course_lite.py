@@ -304,8 +304,8 @@ def slimmed_wheel(original: Path, patterns: list[str], target: Path) -> tuple[st
     """Write into ``target`` a copy of the verified wheel ``original`` without the members that
     ``patterns`` leave out: named with the build tag DERIVED_BUILD, its WHEEL file saying so and
     its RECORD listing what is left; a pattern ``!folder/`` keeps that folder, even if empty. If
-    the wheel has Pygments' lexer index, the index names only the lexers
-    left in. Returns the new file name and how many files were left out."""
+    the wheel has Pygments' lexer index, the index names only the lexers left in. Returns the new
+    file name and how many files were left out."""
     name, version, *tags = original.name.removesuffix(".whl").split("-")
     file_name = "-".join([name, version, DERIVED_BUILD, *tags[-3:]]) + ".whl"
     with zipfile.ZipFile(original) as archive:
@@ -361,10 +361,10 @@ def stage_pyodide(target: Path) -> list[str]:
         if name not in SLIMMED:
             _copy_if_changed(source, target / source.name)
             return entry
-        file_name, left_out = slimmed_wheel(source, SLIMMED[name], target)
+        file_name, count = slimmed_wheel(source, SLIMMED[name], target)
         derived[file_name] = {"derived_from": source.name, "original_sha256": entry["sha256"],
                               "original_checked_against": origin, "left_out": SLIMMED[name],
-                              "files_left_out": left_out}
+                              "files_left_out": count}
         return dict(entry, file_name=file_name, sha256=_sha256((target / file_name).read_bytes()))
 
     packages = {n: place(n, verified / lock["packages"][n]["file_name"], lock["packages"][n], OFFICIAL_LOCK)
