@@ -142,9 +142,74 @@ def test_a_file_that_does_not_match_the_official_lock_stops_the_build(tmp_path, 
                                      tmp_path / "site")
 
 
+def official_lock() -> dict:
+    from course_book import fetch_npm_package
+
+    return json.loads((fetch_npm_package("pyodide") / "pyodide-lock.json").read_text(encoding="utf-8"))
+
+
+def test_the_slimmed_wheels_are_their_checked_originals_less_what_is_documented(built_book, tmp_path):
+    site = built_book / "lite" / "static" / "pyodide"
+    lock = json.loads((site / "pyodide-lock.json").read_text())
+    derived = json.loads((site / course_lite.DERIVED_RECORD).read_text())
+    by_file = {entry["file_name"]: name for name, entry in lock["packages"].items()}
+    assert sorted(by_file[f] for f in derived) == sorted(course_lite.SLIMMED)
+    published = {p["file_name"]: p["sha256"] for p in official_lock()["packages"].values()}
+    for file_name, origin in derived.items():
+        name = by_file[file_name]
+        data = (site / file_name).read_bytes()
+        assert hashlib.sha256(data).hexdigest() == lock["packages"][name]["sha256"], f"{file_name}: lock's sha256"
+        assert f"-{course_lite.DERIVED_BUILD}-" in file_name and origin["left_out"] == course_lite.SLIMMED[name]
+        if origin["derived_from"] in course_lite.PYPI_FILES:
+            original = course_lite.fetch_pypi_file(origin["derived_from"])
+            assert origin["original_sha256"] == course_lite.PYPI_FILES[origin["derived_from"]][1]
+        else:
+            original = course_lite.LITE_CACHE / "pyodide" / origin["derived_from"]
+            assert origin["original_sha256"] == published[origin["derived_from"]]
+        assert hashlib.sha256(original.read_bytes()).hexdigest() == origin["original_sha256"], file_name
+        # The same bytes again from the original (reproducible); every file left in is the
+        # original's, byte for byte, but the WHEEL, the RECORD and Pygments' lexer index.
+        again, _ = course_lite.slimmed_wheel(original, course_lite.SLIMMED[name], tmp_path)
+        assert (tmp_path / again).read_bytes() == data, f"{file_name} is not reproducible"
+        with zipfile.ZipFile(original) as before, zipfile.ZipFile(site / file_name) as after:
+            kept = {m for m in after.namelist() if not m.endswith("/")}
+            gone = set(before.namelist()) - kept
+            assert origin["files_left_out"] == len(gone) > 0, file_name
+            assert all(course_lite.left_out(m, origin["left_out"]) for m in gone), file_name
+            changed = {m for m in kept if after.read(m) != before.read(m)}
+            assert {m.rsplit("/", 1)[1] for m in changed} <= {"WHEEL", "RECORD", "_mapping.py"}, changed
+            info = next(m.split("/")[0] for m in kept if m.endswith(".dist-info/RECORD"))
+            assert f"Build: {course_lite.DERIVED_BUILD}" in after.read(f"{info}/WHEEL").decode()
+            record = {line.split(",")[0] for line in after.read(f"{info}/RECORD").decode().splitlines()}
+            assert record == kept, f"{file_name}: its RECORD does not list what it holds"
+    pandas = zipfile.ZipFile(site / next(f for f in derived if f.startswith("pandas-"))).namelist()
+    assert not any(m.startswith("pandas/tests/") for m in pandas) and "pandas/core/frame.py" in pandas
+    fonts = {Path(m).name for m in zipfile.ZipFile(site / next(f for f in derived if f.startswith("matplotlib-")))
+             .namelist() if "/mpl-data/fonts/" in m}
+    assert {"DejaVuSans.ttf", "DejaVuSans-Bold.ttf", "DejaVuSans-Oblique.ttf", "DejaVuSansMono.ttf",
+            "STIXGeneral.ttf", "cmr10.ttf"} <= fonts and "DejaVuSerif.ttf" not in fonts
+
+
+def test_the_slimmed_lexer_index_names_only_lexers_that_load(built_book):
+    site = built_book / "lite" / "static" / "pyodide"
+    wheel = next(site.glob(f"pygments-*-{course_lite.DERIVED_BUILD}-*.whl"))
+    script = ("import sys; sys.path.insert(0, sys.argv[1]); import pygments.lexers as lexers\n"
+              "names = list(lexers.LEXERS); [getattr(lexers, n) for n in names]; print(len(names))\n"
+              "from pygments.lexers import BashLexer, HtmlLexer, JavascriptLexer, RubyLexer, PerlLexer, "
+              "PythonLexer, Python3Lexer, TexLexer  # what IPython.lib.lexers imports\n"
+              "print(lexers.guess_lexer('import os').name, lexers.get_lexer_by_name('sql').name)")
+    # -S: no site-packages, so only the slimmed wheel's Pygments (and no other package's plugins)
+    result = subprocess.run([sys.executable, "-I", "-S", "-c", script, str(wheel)], capture_output=True, text=True,
+                            check=False)
+    assert result.returncode == 0, result.stderr[-2000:]
+    count, names = result.stdout.splitlines()
+    assert 50 < int(count) < 200 and names == "Python SQL", result.stdout
+
+
 def test_a_site_whose_kernel_could_fall_back_to_a_cdn_or_pypi_stops_the_build(built_book, tmp_path):
     site = tmp_path / "lite"
-    for relative in ("jupyter-lite.json", "static/pyodide/pyodide-lock.json", "api/contents/all.json"):
+    for relative in ("jupyter-lite.json", "static/pyodide/pyodide-lock.json", "api/contents/all.json",
+                     f"static/pyodide/{course_lite.DERIVED_RECORD}"):
         (site / relative).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(built_book / "lite" / relative, site / relative)
     lock = json.loads((site / "static/pyodide/pyodide-lock.json").read_text())
@@ -158,9 +223,21 @@ def test_a_site_whose_kernel_could_fall_back_to_a_cdn_or_pypi_stops_the_build(bu
     kernel["disablePyPIFallback"] = False
     (site / "jupyter-lite.json").write_text(json.dumps(config))
     next((site / "static/pyodide").glob("numpy-*.whl")).write_bytes(b"tampered")
+    # A file whose lock entry was made to match it, and a derived file said to come from another
+    # original: neither is a published file nor derived from one.
+    six = lock["packages"]["six"]
+    (site / "static/pyodide" / six["file_name"]).write_bytes(b"not Pyodide's six")
+    six["sha256"] = hashlib.sha256(b"not Pyodide's six").hexdigest()
+    (site / "static/pyodide/pyodide-lock.json").write_text(json.dumps(lock))
+    record = site / "static/pyodide" / course_lite.DERIVED_RECORD
+    derived = json.loads(record.read_text())
+    pandas = next(f for f in derived if f.startswith("pandas-"))
+    derived[pandas]["original_sha256"] = "0" * 64
+    record.write_text(json.dumps(derived))
     with pytest.raises(RuntimeError) as error:
         course_lite.check_lite_site(site, sorted(lock["packages"]), notebooks)
-    for words in ("pyodideUrl is None", "PyPI fallback is not disabled", "numpy-2.0.2"):
+    for words in ("pyodideUrl is None", "PyPI fallback is not disabled", "numpy-2.0.2",
+                  f"{six['file_name']} is not a published file", f"{pandas} is derived from"):
         assert words in str(error.value)
 
 

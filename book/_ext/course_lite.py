@@ -26,17 +26,36 @@ Where every file comes from (downloaded once into ``_build/.lite-cache/``), and 
   ``pyodide-lock.json``); they are checked against the same lock.
 - The helper package ``mcf_course`` is built here as a wheel, with the datasets inside, and loaded
   when the kernel starts, so the notebooks' setup cells need no network.
+- Seven wheels are *derived*, to make the first load smaller: pandas and ipywidgets (from their
+  verified PyPI files) and Pyodide's matplotlib, numpy, pillow, pygments and jedi (from their
+  verified official files) are each the original with what the course never uses left out
+  (``SLIMMED``, which says why for each): test suites (``pandas/tests/``, ipywidgets' tests);
+  matplotlib's sample data, the fonts no figure asks for (PostScript's and PDF's font metrics,
+  DejaVu Serif, DejaVu Sans Bold Oblique, DejaVu Sans Mono's bold and oblique, Humor Sans), its
+  desktop back ends and Sphinx extension; numpy's C headers, static libraries, Cython
+  declarations and f2py; Pillow's WebP and FreeType modules; Pygments' lexers for languages other
+  than Python, IPython's, text, markup, data formats and SQL; jedi's type stubs for third-party
+  libraries and Django. Nothing else changes but the WHEEL file's build tag, the RECORD of what is
+  left and, in pygments, the lexer index (``_mapping.py``), cut to the lexers left in. The file
+  name carries the build tag (``pandas-3.1.1-1slim-...``). The site's ``derived-wheels.json``
+  names each one's original, that original's sha256 and what was left out. A derived wheel is
+  written reproducibly (members in order, fixed timestamps).
+- fontTools, which matplotlib needs only to write PDF or PostScript, is in the site but not in
+  the first load (``ON_DEMAND``): a cell that imports it loads it, and so does
+  ``%pip install fonttools``, from the site.
 
 The site's ``pyodide-lock.json`` is the official lock cut down to the packages listed here (and
-what they need), with pandas 3.1.1 in place of Pyodide's pandas and entries for comm, ipywidgets
-and mcf-course; Pyodide checks every file it loads against the sha256 in it. The build stops if
-the configuration it wrote does not point the kernel at the site's own Pyodide with the PyPI
-fallback off.
+what they need), with pandas 3.1.1 in place of Pyodide's pandas, entries for comm, ipywidgets
+and mcf-course, and the derived wheels' own sha256; Pyodide checks every file it loads against
+the sha256 in it. The build stops unless every file matches that lock and is a published file
+(by its sha256) or derived from one, and unless the configuration it wrote points the kernel at
+the site's own Pyodide with the PyPI fallback off.
 """
 
 from __future__ import annotations
 
 import base64
+import fnmatch
 import hashlib
 import json
 import os
@@ -86,9 +105,63 @@ EXTRA_PACKAGES = {
     "comm": ("comm-0.2.3-py3-none-any.whl", []),
     "ipywidgets": ("ipywidgets-8.1.7-py3-none-any.whl", ["comm", "ipython", "traitlets"]),
 }
-# Dependencies in Pyodide's lock that nothing here needs: Pyodide's recipe adds pytz to
-# matplotlib, whose own metadata does not require it (nor does pandas 3).
-DROPPED_DEPENDENCIES = {"matplotlib": ["pytz"]}
+# Dependencies in Pyodide's lock that the first load does without: Pyodide's recipe adds pytz to
+# matplotlib, whose own metadata does not require it (nor does pandas 3); matplotlib needs
+# fontTools only to write PDF and PostScript (in matplotlib.backends._backend_pdf_ps), which the
+# course never does, so fontTools waits in the site until asked for (ON_DEMAND).
+DROPPED_DEPENDENCIES = {"matplotlib": ["pytz", "fonttools"]}
+# In the site and its lock, loaded only when a cell imports them (the kernel loads a cell's imports
+# first) or with ``%pip install fonttools`` (from the site, PyPI stays off).
+ON_DEMAND = ["fonttools"]
+# Derived wheels: what the course never uses, left out of a verified original to make the first
+# load smaller. A member is left out if the last pattern it matches (fnmatch: "*" crosses "/") is
+# not a "!" one; "!" patterns keep ("!folder/" keeps that folder, even if empty). The file is
+# renamed with the wheel's build tag DERIVED_BUILD ("pandas-3.1.1-1slim-..."), so it is never
+# mistaken for the original.
+SLIMMED = {
+    "pandas": ["pandas/tests/*"],  # pandas' own test suite (a third of the wheel)
+    "matplotlib": [
+        "matplotlib/mpl-data/sample_data/*",  # data for matplotlib's gallery examples
+        # Fonts no figure asks for: the course draws in DejaVu Sans (regular, bold, oblique);
+        # DejaVu Sans Mono, DejaVu Sans Display, STIX and Computer Modern (mathtext) stay.
+        "matplotlib/mpl-data/fonts/afm/*",  # metrics for PostScript's own fonts (ps.useafm)
+        "matplotlib/mpl-data/fonts/pdfcorefonts/*",  # metrics for PDF's own fonts (pdf.use14corefonts)
+        "matplotlib/mpl-data/fonts/ttf/DejaVuSerif*",
+        "matplotlib/mpl-data/fonts/ttf/DejaVuSans-BoldOblique.ttf",
+        "matplotlib/mpl-data/fonts/ttf/DejaVuSansMono-*",  # its bold and oblique styles
+        "matplotlib/mpl-data/fonts/ttf/Humor-Sans.ttf",  # plt.xkcd()'s font
+        # Back ends for desktop windows (Qt, GTK, Tk, wx, macOS, cairo), which a browser has not.
+        "matplotlib/backends/backend_qt*", "matplotlib/backends/qt_compat.py", "matplotlib/backends/backend_gtk*",
+        "matplotlib/backends/_backend_gtk.py", "matplotlib/backends/backend_tk*", "matplotlib/backends/_backend_tk.py",
+        "matplotlib/backends/_tkagg.*", "matplotlib/backends/backend_wx*", "matplotlib/backends/backend_macosx.py",
+        "matplotlib/backends/_macosx.pyi", "matplotlib/backends/backend_cairo.py",
+        "matplotlib/sphinxext/*",  # plots in Sphinx documents
+    ],
+    "ipywidgets": ["ipywidgets/tests/*", "ipywidgets/widgets/tests/*"],  # its test suite
+    # What only compiling against numpy needs (C headers, static libraries, Cython declarations,
+    # examples) and f2py, which needs a Fortran compiler.
+    "numpy": ["numpy/_core/include/*", "numpy/_core/lib/*", "numpy/random/lib/*", "numpy/random/_examples/*",
+              "numpy/*.pxd", "numpy/f2py/*", "numpy/_pyinstaller/*"],
+    # WebP images and FreeType text in Pillow (matplotlib draws its own text and writes PNG);
+    # Pillow imports both only if present.
+    "pillow": ["PIL/_webp.*", "PIL/_imagingft.*"],
+    # Syntax highlighting (tracebacks, help) for the languages a notebook of this course shows:
+    # Python, IPython's own lexers' languages, text, markup, data formats and SQL, with the lexers
+    # they import; the lexer index (_mapping.py) then names only these (see slimmed_wheel).
+    "pygments": ["pygments/lexers/*", "!pygments/lexers/__init__.py", "!pygments/lexers/_mapping.py",
+                 *(f"!pygments/lexers/{m}.py" for m in [
+                     "python", "shell", "special", "markup", "html", "css", "javascript", "ruby", "perl", "data",
+                     "sql", "lean", "jvm", "lilypond", "lisp", "_css_builtins", "_cl_builtins", "_lasso_builtins",
+                     "_lilypond_builtins", "_mysql_builtins", "_postgres_builtins", "_scheme_builtins",
+                     "_tsql_builtins"])],
+    # Type stubs jedi (the kernel's completion) ships for third-party libraries and Django; its
+    # stubs of the standard library stay, and the folder of the others, which jedi lists.
+    "jedi": ["jedi/third_party/django-stubs/*", "jedi/third_party/typeshed/third_party/*",
+             "!jedi/third_party/typeshed/third_party/"],
+}
+DERIVED_BUILD = "1slim"
+DERIVED_RECORD = "derived-wheels.json"  # in the site, beside the lock: each derived file's original
+OFFICIAL_LOCK = "Pyodide 0.27.7's official pyodide-lock.json"
 # JupyterLab plugins the exercises do not use (each would load code or ask a server for nothing).
 DISABLED_EXTENSIONS = [
     "@jupyterlab/apputils-extension:announcements",
@@ -191,21 +264,67 @@ def helper_wheel(target: Path) -> tuple[str, list[str]]:
     ).encode()
     files[f"{info}/WHEEL"] = b"Wheel-Version: 1.0\nGenerator: course_lite\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
     files[f"{info}/top_level.txt"] = b"mcf_course\n"
-    record = [f"{p},sha256={base64.urlsafe_b64encode(hashlib.sha256(d).digest()).rstrip(b'=').decode()},{len(d)}"
-              for p, d in files.items()]
-    files[f"{info}/RECORD"] = ("\n".join([*record, f"{info}/RECORD,,"]) + "\n").encode()
     wheel = f"{name}-{version}-py3-none-any.whl"
-    partial = target / f"{wheel}.partial"
+    write_wheel(target / wheel, files, info)
+    return wheel, depends
+
+
+def write_wheel(path: Path, files: dict[str, bytes], info: str) -> None:
+    """Write a wheel of ``files`` (its dist-info folder ``info`` last, with a RECORD of them all)
+    reproducibly: members in order, fixed timestamps; an unchanged file is left untouched."""
+    files = {p: d for p, d in files.items() if p != f"{info}/RECORD"}
+    order = sorted(files, key=lambda p: (p.startswith(f"{info}/"), p))
+    record = [f"{p},sha256={base64.urlsafe_b64encode(hashlib.sha256(files[p]).digest()).rstrip(b'=').decode()},"
+              f"{len(files[p])}" for p in order if not p.endswith("/")]
+    files[f"{info}/RECORD"] = ("\n".join([*record, f"{info}/RECORD,,"]) + "\n").encode()
+    partial = path.with_name(f"{path.name}.partial")
     with zipfile.ZipFile(partial, "w", zipfile.ZIP_DEFLATED) as archive:
-        for path, data in files.items():
-            entry = zipfile.ZipInfo(path, date_time=(2020, 2, 2, 0, 0, 0))
+        for member in [*order, f"{info}/RECORD"]:
+            entry = zipfile.ZipInfo(member, date_time=(2020, 2, 2, 0, 0, 0))
             entry.compress_type = zipfile.ZIP_DEFLATED
-            archive.writestr(entry, data)
-    if not (target / wheel).is_file() or (target / wheel).read_bytes() != partial.read_bytes():
-        partial.replace(target / wheel)
+            if member.endswith("/"):  # an empty folder
+                entry.compress_type, entry.external_attr = zipfile.ZIP_STORED, (0o40755 << 16) | 0x10
+            archive.writestr(entry, files[member])
+    if not path.is_file() or path.read_bytes() != partial.read_bytes():
+        partial.replace(path)
     else:
         partial.unlink()
-    return wheel, depends
+
+
+def left_out(member: str, patterns: list[str]) -> bool:
+    """Whether ``patterns`` (see SLIMMED) leave ``member`` out: the last one it matches decides."""
+    verdict = False
+    for pattern in patterns:
+        if fnmatch.fnmatchcase(member, pattern.removeprefix("!")):
+            verdict = not pattern.startswith("!")
+    return verdict
+
+
+def slimmed_wheel(original: Path, patterns: list[str], target: Path) -> tuple[str, int]:
+    """Write into ``target`` a copy of the verified wheel ``original`` without the members that
+    ``patterns`` leave out: named with the build tag DERIVED_BUILD, its WHEEL file saying so and
+    its RECORD listing what is left; a pattern ``!folder/`` keeps that folder, even if empty. If
+    the wheel has Pygments' lexer index, the index names only the lexers left in. Returns the new
+    file name and how many files were left out."""
+    name, version, *tags = original.name.removesuffix(".whl").split("-")
+    file_name = "-".join([name, version, DERIVED_BUILD, *tags[-3:]]) + ".whl"
+    with zipfile.ZipFile(original) as archive:
+        members = [m for m in archive.namelist() if not m.endswith("/")]
+        kept = [m for m in members if not left_out(m, patterns)]
+        files = {m: archive.read(m) for m in kept}
+    folders = [p.removeprefix("!") for p in patterns if p.startswith("!") and p.endswith("/")]
+    files |= {folder: b"" for folder in folders if not any(m.startswith(folder) for m in kept)}
+    index = "pygments/lexers/_mapping.py"
+    if index in files:  # one line per lexer: "    'PythonLexer': ('pygments.lexers.python', ..."
+        lines = files[index].decode().splitlines(keepends=True)
+        files[index] = "".join(line for line in lines if not (
+            (module := re.match(r"    '\w+': \('pygments\.lexers\.(\w+)'", line))
+            and f"pygments/lexers/{module[1]}.py" not in files)).encode()
+    info = next(m.split("/")[0] for m in kept if re.fullmatch(r"[^/]+\.dist-info/WHEEL", m))
+    wheel = [line for line in files[f"{info}/WHEEL"].decode().splitlines() if not line.startswith("Build:")]
+    files[f"{info}/WHEEL"] = ("\n".join([*wheel, f"Build: {DERIVED_BUILD}"]) + "\n").encode()
+    write_wheel(target / file_name, files, info)
+    return file_name, len(members) - len(kept)
 
 
 def _lock_entry(name: str, file_name: str, data: bytes, depends: list[str], imports: list[str]) -> dict:
@@ -225,7 +344,7 @@ def stage_pyodide(target: Path) -> list[str]:
     official = json.loads((core / "pyodide-lock.json").read_text(encoding="utf-8"))
     wheel, helper_depends = helper_wheel(target)
     extra = dict(EXTRA_PACKAGES, **{"mcf-course": (wheel, helper_depends)})
-    roots = {d for _, depends in extra.values() for d in depends} | set(PRELOAD)
+    roots = {d for _, depends in extra.values() for d in depends} | set(PRELOAD) | set(ON_DEMAND)
     lock = {"info": official["info"], "packages": {
         n: dict(p, depends=[d for d in p["depends"] if d not in DROPPED_DEPENDENCIES.get(n, [])])
         for n, p in official["packages"].items()}}
@@ -233,17 +352,35 @@ def stage_pyodide(target: Path) -> list[str]:
     if missing:
         raise ValueError(f"not in Pyodide's lock nor built here: {missing}")
     from_pyodide = [n for n in _closure(lock, sorted(roots - set(extra))) if n not in extra]
-    pyodide_packages(official, from_pyodide, target)
-    packages = {n: lock["packages"][n] for n in from_pyodide}
+    verified = LITE_CACHE / "pyodide"  # the official files, as checked
+    pyodide_packages(official, from_pyodide, verified)
+    derived: dict[str, dict] = {}
+
+    def place(name: str, source: Path, entry: dict, origin: str) -> dict:
+        """Put a verified file into the site, or the slimmed copy derived from it; its lock entry."""
+        if name not in SLIMMED:
+            _copy_if_changed(source, target / source.name)
+            return entry
+        file_name, count = slimmed_wheel(source, SLIMMED[name], target)
+        derived[file_name] = {"derived_from": source.name, "original_sha256": entry["sha256"],
+                              "original_checked_against": origin, "left_out": SLIMMED[name],
+                              "files_left_out": count}
+        return dict(entry, file_name=file_name, sha256=_sha256((target / file_name).read_bytes()))
+
+    packages = {n: place(n, verified / lock["packages"][n]["file_name"], lock["packages"][n], OFFICIAL_LOCK)
+                for n in from_pyodide}
     for name, (file_name, depends) in extra.items():
-        source = target / file_name if name == "mcf-course" else fetch_pypi_file(file_name)
-        if name != "mcf-course":
-            _copy_if_changed(source, target / file_name)
         imports = [name.replace("-", "_")]
-        packages[name] = _lock_entry(name, file_name, source.read_bytes(), depends, imports)
+        if name == "mcf-course":
+            packages[name] = _lock_entry(name, file_name, (target / file_name).read_bytes(), depends, imports)
+        else:
+            source = fetch_pypi_file(file_name)
+            entry = _lock_entry(name, file_name, source.read_bytes(), depends, imports)
+            packages[name] = place(name, source, entry, "the sha256 PyPI publishes")
     site_lock = {"info": official["info"], "packages": dict(sorted(packages.items()))}
     _write_if_changed(target / "pyodide-lock.json", json.dumps(site_lock, indent=1, sort_keys=True))
-    wanted = {"pyodide-lock.json", *PYODIDE_CORE, *(p["file_name"] for p in packages.values())}
+    _write_if_changed(target / DERIVED_RECORD, json.dumps(derived, indent=1, sort_keys=True))
+    wanted = {"pyodide-lock.json", DERIVED_RECORD, *PYODIDE_CORE, *(p["file_name"] for p in packages.values())}
     for path in target.iterdir():  # files left from an earlier build
         if path.name not in wanted:
             path.unlink()
@@ -313,7 +450,8 @@ def build_lite_site(output: Path) -> None:
 
 def check_lite_site(output: Path, packages: list[str], notebooks: list[str]) -> None:
     """Stop the build unless the site runs its own Pyodide with no fallback to PyPI, every
-    package file is there with the sha256 its lock says, and every notebook is there."""
+    package file is there with the sha256 its lock says and is a published file or derived from
+    one (``DERIVED_RECORD``), and every notebook is there."""
     settings = json.loads((output / "jupyter-lite.json").read_text(encoding="utf-8"))
     kernel = settings["jupyter-config-data"]["litePluginSettings"][KERNEL_PLUGIN]
     problems = []
@@ -328,6 +466,19 @@ def check_lite_site(output: Path, packages: list[str], notebooks: list[str]) -> 
         path = output / "static/pyodide" / entry["file_name"]
         if not path.is_file() or _sha256(path.read_bytes()) != entry["sha256"]:
             problems.append(f"{entry['file_name']} is missing or does not match its sha256")
+    # Every file is a published one (by its hash), derived from one, or the course's own wheel.
+    official = json.loads((fetch_npm_package("pyodide") / "pyodide-lock.json").read_text(encoding="utf-8"))
+    published = {p["file_name"]: p["sha256"] for p in official["packages"].values()}
+    published |= {name: sha256 for name, (_, sha256) in PYPI_FILES.items()}
+    derived = json.loads((output / "static/pyodide" / DERIVED_RECORD).read_text(encoding="utf-8"))
+    for entry in lock["packages"].values():
+        file_name, origin = entry["file_name"], derived.get(entry["file_name"])
+        if origin and published.get(origin["derived_from"]) != origin["original_sha256"]:
+            problems.append(f"{file_name} is derived from {origin['derived_from']}, not a published file")
+        elif not origin and entry["name"] != "mcf-course" and published.get(file_name) != entry["sha256"]:
+            problems.append(f"{file_name} is not a published file (by its sha256) nor derived from one")
+    if set(derived) - {e["file_name"] for e in lock["packages"].values()}:
+        problems.append(f"{DERIVED_RECORD} lists files the lock does not")
     contents = json.loads((output / "api/contents/all.json").read_text(encoding="utf-8"))
     listed = sorted(item["name"] for item in contents["content"])
     if listed != sorted(notebooks):
