@@ -86,17 +86,26 @@ class Course:
         nbformat.write(nb, folder / f"{module}.ipynb")
         (folder / "timestamp.txt").write_text("2026-11-28 10:00:00.000000 UTC")
 
-    def nbgrader(self, *args: str) -> subprocess.CompletedProcess:
-        return nbgrader(self.root, *args)
+    def db_url(self, module: str) -> str:
+        """The module's own gradebook: a copy of the one ``generate_assignment`` filled, so that
+        modules can be autograded side by side (SQLite takes one writer at a time)."""
+        path = self.root / f"gradebook-{module}.db"
+        if not path.exists():
+            shutil.copy(self.root / "gradebook.db", path)
+        return f"sqlite:///{path}"
+
+    def nbgrader(self, *args: str, module: str | None = None) -> subprocess.CompletedProcess:
+        """An nbgrader command in this course; with ``module``, on that module's gradebook."""
+        return nbgrader(self.root, *args, *([f"--CourseDirectory.db_url={self.db_url(module)}"] if module else []))
 
     def autograde(self, module: str) -> subprocess.CompletedProcess:
-        return nbgrader(self.root, "autograde", module, "--force")
+        return self.nbgrader("autograde", module, "--force", module=module)
 
     def scores(self, module: str, student: str) -> dict[str, float]:
         """Autograded score of every graded cell of one submission, by grade id."""
         from nbgrader.api import Gradebook
 
-        with Gradebook(f"sqlite:///{self.root / 'gradebook.db'}") as gb:
+        with Gradebook(self.db_url(module)) as gb:
             submission = gb.find_submission_notebook(module, module, student)
             return {g.name: g.score for g in submission.grades}
 
