@@ -250,6 +250,8 @@ def take_files(home: Path, out: Path) -> str:
         return ""
     shown = ", ".join(left_out[:5]) + (f" and {len(left_out) - 5} more" if len(left_out) > 5 else "")
     return f"files the code wrote that were not kept: {shown}"
+
+
 def review_reasons(executed: Path) -> list[str]:
     """What the grader's inspection of the submission's code found (``inspection``)."""
     from mcf_course.grading.feedback import MARK
