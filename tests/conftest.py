@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import copy
+import functools
+import http.server
 import os
 import re
 import shutil
 import subprocess
 import sys
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlparse
 
 import matplotlib
 import nbformat
@@ -165,3 +169,25 @@ def built_book(tmp_path_factory) -> Path:
     warnings = [line for line in log.splitlines() if re.search(r"\b(WARNING|ERROR|CRITICAL):", line)]
     assert result.returncode == 0 and not warnings, "book build failed:\n" + "\n".join(warnings or [log[-3000:]])
     return out / "_build" / "html"
+
+
+class BookAndData(http.server.SimpleHTTPRequestHandler):
+    """The built book, and the course's datasets/ under /datasets/ (for the URL data path)."""
+
+    def translate_path(self, path):
+        if urlparse(path).path.startswith("/datasets/"):
+            return str(ROOT / urlparse(path).path.lstrip("/"))
+        return super().translate_path(path)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture(scope="session")
+def site(built_book):
+    """The built book served by a real HTTP server on localhost: (its URL, its folder)."""
+    handler = functools.partial(BookAndData, directory=str(built_book))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://localhost:{server.server_address[1]}/", built_book
+    server.shutdown()

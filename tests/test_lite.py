@@ -16,16 +16,13 @@ Any request to another host fails the test. Screenshots land in ``_build/screens
 
 from __future__ import annotations
 
-import functools
 import hashlib
-import http.server
 import json
 import os
 import re
 import shutil
 import subprocess
 import sys
-import threading
 import zipfile
 from pathlib import Path
 from urllib.parse import urljoin, urlparse
@@ -36,27 +33,6 @@ from lite_driver import STUB_MESSAGE, code, kernel_ready, kind, notebook_content
 
 SCREENSHOTS = ROOT / "_build" / "screenshots"
 LOCAL = ("localhost", "127.0.0.1")
-
-
-class BookAndData(http.server.SimpleHTTPRequestHandler):
-    """The built book, and the course's datasets/ under /datasets/ (for the URL data path)."""
-
-    def translate_path(self, path):
-        if urlparse(path).path.startswith("/datasets/"):
-            return str(ROOT / urlparse(path).path.lstrip("/"))
-        return super().translate_path(path)
-
-    def log_message(self, *args):
-        pass
-
-
-@pytest.fixture(scope="module")
-def lite_site(built_book):
-    handler = functools.partial(BookAndData, directory=str(built_book))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://localhost:{server.server_address[1]}/", built_book
-    server.shutdown()
 
 
 def new_window(browser, **options):
@@ -262,8 +238,8 @@ def test_module_and_exercise_pages_link_to_the_exercises_in_the_browser(built_bo
         assert f'href="../lite/notebooks/index.html?path={module}.ipynb"' in exercises, module
 
 
-def test_exercises_run_in_the_browser_offline(lite_site, browser):
-    base, built = lite_site
+def test_exercises_run_in_the_browser_offline(site, browser):
+    base, built = site
     context, page, problems = new_window(browser)
     page.goto(urljoin(f"{base}book/module1.html", exercise_link(built, "module1")))
     page.wait_for_function("() => window.jupyterapp?.shell.currentWidget?.sessionContext", timeout=60_000)
@@ -377,10 +353,10 @@ def test_exercises_run_in_the_browser_offline(lite_site, browser):
     assert not problems, "\n".join(problems[:20])
 
 
-def test_setup_cells_find_the_data_without_a_service_worker(lite_site, browser):
+def test_setup_cells_find_the_data_without_a_service_worker(site, browser):
     """Some private windows have no service worker, so JupyterLite cannot share its files with
     the kernel (its shared folder fails to read): the data come from the helper package itself."""
-    base, built = lite_site
+    base, built = site
     context, page, problems = new_window(browser, service_workers="block")
     page.goto(urljoin(f"{base}book/module2.html", exercise_link(built, "module2")))
     page.wait_for_function("() => window.jupyterapp?.shell.currentWidget?.sessionContext", timeout=60_000)
